@@ -1,0 +1,230 @@
+//! `augur run`: one prompt, one model, streamed to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _, Result};
+use augur_engine::{ChatMessage, ContextParams, ModelParams};
+use augur_gguf::MetaOverride;
+use augur_runtime::{
+    Backend, Completion, Event, GenerateRequest, ModelWorker, Prompt, WorkerConfig,
+};
+use augur_sampling::SamplingParams;
+use augur_store::Store;
+use clap::Args;
+use serde_json::json;
+
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b";
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Model: catalogue name, name in the store, or path to a .gguf file.
+    #[arg(short = 'm', long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// CPU threads (default: all available).
+    #[arg(short = 't', long)]
+    pub threads: Option<i32>,
+    /// Context size in tokens.
+    #[arg(short = 'c', long, default_value_t = 4096)]
+    pub ctx_size: u32,
+    /// Largest number of tokens decoded in one call (prefill chunk size).
+    #[arg(short = 'b', long, default_value_t = 512)]
+    pub batch_size: u32,
+    /// Metadata override KEY=TYPE:VALUE (int, float, bool, str), repeatable,
+    /// e.g. qwen2moe.expert_used_count=int:4.
+    #[arg(long = "override-kv", value_name = "KEY=TYPE:VALUE")]
+    pub overrides: Vec<String>,
+    /// Let llama.cpp repack weights for its fastest single-token kernels.
+    /// Off by default: repacked kernels are not batch-invariant.
+    #[arg(long)]
+    pub repack: bool,
+}
+
+impl ModelArgs {
+    pub fn worker_config(&self, name: &str, path: PathBuf) -> Result<WorkerConfig> {
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|o| MetaOverride::parse(o).with_context(|| format!("--override-kv {o:?}")))
+            .collect::<Result<Vec<_>>>()?;
+        let mut context = ContextParams {
+            n_ctx: self.ctx_size,
+            n_batch: self.batch_size,
+            ..ContextParams::default()
+        };
+        context.n_ubatch = self.batch_size;
+        if let Some(t) = self.threads {
+            context.threads = t;
+            context.threads_batch = t;
+        }
+        Ok(WorkerConfig {
+            name: name.to_string(),
+            path,
+            model: ModelParams {
+                mmap: true,
+                repack: self.repack,
+                overrides,
+            },
+            context,
+            queue: 1,
+        })
+    }
+
+    /// Find the model, pulling a catalogue model on first use.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        let store = Store::open_default()?;
+        Ok(store.ensure(&self.model, true)?)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temp: f32,
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Seed for sampling at temperature > 0.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn params(&self) -> Result<SamplingParams> {
+        let p = if self.temp == 0.0 {
+            SamplingParams::Greedy
+        } else {
+            SamplingParams::Sample {
+                temperature: self.temp,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                seed: self.seed,
+            }
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt text.
+    #[arg(short = 'p', long, conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Treat the prompt as a user message and apply the chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message (implies --chat).
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(short = 'n', long, default_value_t = 256)]
+    pub max_tokens: u32,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print one JSON object at the end instead of streaming.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let text = match (&a.prompt, &a.file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading prompt file {}", f.display()))?,
+        (None, None) => bail!("give a prompt with -p TEXT or -f FILE"),
+    };
+    if a.max_tokens == 0 {
+        bail!("--max-tokens must be at least 1");
+    }
+    let sampling = a.sampling.params()?;
+    let path = a.model.resolve()?;
+    let worker = ModelWorker::spawn(a.model.worker_config(&a.model.model, path)?)?;
+    let prompt = if a.chat || a.system.is_some() {
+        let mut msgs = Vec::new();
+        if let Some(s) = &a.system {
+            msgs.push(ChatMessage::new("system", s));
+        }
+        msgs.push(ChatMessage::new("user", &text));
+        Prompt::Chat(msgs)
+    } else {
+        Prompt::Text(text)
+    };
+    let req = GenerateRequest {
+        prompt,
+        max_tokens: a.max_tokens,
+        sampling,
+        stop: Vec::new(),
+    };
+    let (text, done) = drive(&worker, req, !a.json)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&json_report(&a.model.model, &text, &done))?
+        );
+    } else {
+        println!();
+        let u = &done.usage;
+        eprintln!(
+            "augur: prompt {} tokens, {:.2} t/s | decode {} tokens, {:.2} t/s | finish {}",
+            u.prompt_tokens,
+            u.prompt_tps(),
+            u.completion_tokens,
+            u.decode_tps(),
+            done.finish_reason.as_str()
+        );
+    }
+    Ok(())
+}
+
+/// Run one request to completion, optionally streaming its text to stdout.
+pub fn drive(
+    backend: &dyn Backend,
+    req: GenerateRequest,
+    stream: bool,
+) -> Result<(String, Completion)> {
+    let mut events = backend.submit(req)?;
+    let mut text = String::new();
+    let mut stdout = std::io::stdout().lock();
+    while let Some(ev) = events.blocking_next() {
+        match ev {
+            Event::Started { .. } => {}
+            Event::Text { text: t, .. } => {
+                if stream {
+                    stdout.write_all(t.as_bytes())?;
+                    stdout.flush()?;
+                }
+                text.push_str(&t);
+            }
+            Event::Done(done) => return Ok((text, done)),
+            Event::Error(e) => return Err(e.into()),
+        }
+    }
+    bail!("the model worker stopped without finishing the request")
+}
+
+fn json_report(model: &str, text: &str, done: &Completion) -> serde_json::Value {
+    let u = &done.usage;
+    json!({
+        "model": model,
+        "text": text,
+        "finish_reason": done.finish_reason.as_str(),
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "prompt_tps": u.prompt_tps(),
+        "decode_tps": u.decode_tps(),
+        "time_to_first_token": u.time_to_first_token.as_secs_f64(),
+        "prefill_time": u.prefill_time.as_secs_f64(),
+        "decode_time": u.decode_time.as_secs_f64(),
+        "tokens": done.tokens,
+    })
+}

@@ -1,0 +1,186 @@
+//! The plain generation loop: prefill, then one token per decode.
+//!
+//! The speculative driver reuses `prefill` and `Emitter`; only the step that
+//! produces tokens differs.
+
+use std::time::Instant;
+
+use augur_engine::{Batch, Context, Detokenizer, Model};
+use augur_sampling::{Sampler, Token};
+
+use crate::request::{Completion, Event, FinishReason, GenerateRequest, Usage};
+use crate::stop::{StopMatcher, StopState};
+use crate::RuntimeError;
+
+/// Where a generation's events go. `send` returns false once the consumer
+/// has gone, which cancels the generation.
+pub trait Sink {
+    fn send(&mut self, event: Event) -> bool;
+    fn is_closed(&self) -> bool;
+}
+
+/// Decode `tokens` at positions `start..` of sequence 0 in chunks of the
+/// batch size, asking for logits of the last token only. Returns the batch
+/// index of that token's logits.
+pub fn prefill(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    tokens: &[Token],
+    start: usize,
+) -> Result<usize, RuntimeError> {
+    let mut last = 0;
+    let chunk = batch.capacity();
+    for (c, part) in tokens.chunks(chunk).enumerate() {
+        batch.clear();
+        let base = start + c * chunk;
+        for (i, &t) in part.iter().enumerate() {
+            let is_last = base + i + 1 == start + tokens.len();
+            last = batch.add(t, pos(base + i)?, &[0], is_last)?;
+        }
+        ctx.decode(batch)?;
+    }
+    Ok(last)
+}
+
+pub(crate) fn pos(p: usize) -> Result<i32, RuntimeError> {
+    i32::try_from(p).map_err(|_| RuntimeError::InvalidRequest(format!("position {p} overflows")))
+}
+
+/// Turns accepted tokens into streamed text: detokenises, applies stop
+/// strings, counts, and decides when the generation is over.
+pub struct Emitter<'m> {
+    model: &'m Model,
+    detok: Detokenizer,
+    stop: StopMatcher,
+    text: String,
+    out: String,
+    pub tokens: Vec<Token>,
+    max_tokens: usize,
+    pub first_token_at: Option<Instant>,
+}
+
+impl<'m> Emitter<'m> {
+    pub fn new(model: &'m Model, req: &GenerateRequest) -> Self {
+        Self {
+            model,
+            detok: Detokenizer::new(),
+            stop: StopMatcher::new(&req.stop),
+            text: String::with_capacity(64),
+            out: String::with_capacity(64),
+            tokens: Vec::with_capacity(req.max_tokens as usize),
+            max_tokens: req.max_tokens as usize,
+            first_token_at: None,
+        }
+    }
+
+    /// Accept tokens produced by one step; send their text. Returns a finish
+    /// reason when the generation must end (eog, stop string, length, gone).
+    pub fn accept(&mut self, new: &[Token], sink: &mut dyn Sink) -> Option<FinishReason> {
+        self.first_token_at.get_or_insert_with(Instant::now);
+        let mut finish = None;
+        let mut n = 0;
+        for &t in new {
+            if self.model.is_eog(t) {
+                self.flush_tail();
+                finish = Some(FinishReason::Stop);
+                break;
+            }
+            self.tokens.push(t);
+            n += 1;
+            self.detok.push(self.model.piece(t), &mut self.text);
+            let stopped = self.stop.push(&self.text, &mut self.out) == StopState::Stopped;
+            self.text.clear();
+            if stopped {
+                finish = Some(FinishReason::Stop);
+                break;
+            }
+            if self.tokens.len() >= self.max_tokens {
+                self.flush_tail();
+                finish = Some(FinishReason::Length);
+                break;
+            }
+        }
+        if !self.send(n, sink) {
+            return Some(FinishReason::Cancelled);
+        }
+        finish
+    }
+
+    fn flush_tail(&mut self) {
+        self.detok.finish(&mut self.text);
+        self.stop.push(&self.text, &mut self.out);
+        self.text.clear();
+        self.stop.flush(&mut self.out);
+    }
+
+    fn send(&mut self, n: usize, sink: &mut dyn Sink) -> bool {
+        if self.out.is_empty() && n == 0 {
+            return !sink.is_closed();
+        }
+        let text = std::mem::take(&mut self.out);
+        sink.send(Event::Text { text, tokens: n })
+    }
+}
+
+/// Timestamps of one request, turned into `Usage` at the end.
+pub struct Clock {
+    pub start: Instant,
+    pub prefill_done: Instant,
+}
+
+impl Clock {
+    pub fn usage(&self, prompt_tokens: usize, cached: usize, em: &Emitter<'_>) -> Usage {
+        let first = em.first_token_at.unwrap_or(self.prefill_done);
+        Usage {
+            prompt_tokens,
+            completion_tokens: em.tokens.len(),
+            cached_tokens: cached,
+            prefill_time: self.prefill_done - self.start,
+            decode_time: Instant::now().saturating_duration_since(first),
+            time_to_first_token: first - self.start,
+        }
+    }
+}
+
+/// Plain decoding: one sampled token per decode call.
+pub fn generate_plain(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    prompt: &[Token],
+    req: &GenerateRequest,
+    sink: &mut dyn Sink,
+) -> Result<Completion, RuntimeError> {
+    let model = ctx.model().clone();
+    let mut sampler = Sampler::new(req.sampling.clone(), model.n_vocab() as usize)
+        .map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+    let start = Instant::now();
+    ctx.kv_remove(0, -1, -1)?;
+    let mut last = prefill(ctx, batch, prompt, 0)?;
+    let clock = Clock {
+        start,
+        prefill_done: Instant::now(),
+    };
+    let mut em = Emitter::new(&model, req);
+    let mut n_past = prompt.len();
+    let finish = loop {
+        let logits = ctx
+            .logits(last)
+            .ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
+        let token = sampler
+            .sample(logits)
+            .map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+        if let Some(f) = em.accept(&[token], sink) {
+            break f;
+        }
+        batch.clear();
+        last = batch.add(token, pos(n_past)?, &[0], true)?;
+        n_past += 1;
+        ctx.decode(batch)?;
+    };
+    let usage = clock.usage(prompt.len(), 0, &em);
+    Ok(Completion {
+        finish_reason: finish,
+        usage,
+        tokens: std::mem::take(&mut em.tokens),
+    })
+}

@@ -1,0 +1,14 @@
+//! The generation loop and the per-model worker threads.
+//!
+//! Callers (CLI, server, bench) see only the [`Backend`] trait: submit a
+//! [`GenerateRequest`], read a [`TokenStream`] of [`Event`]s.
+
+mod error;
+pub mod generate;
+mod request;
+pub mod stop;
+mod worker;
+
+pub use error::RuntimeError;
+pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, Usage};
+pub use worker::{prepare, Backend, ModelWorker, TokenStream, WorkerConfig};

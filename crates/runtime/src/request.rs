@@ -1,0 +1,135 @@
+//! What a caller asks for and what it gets back.
+
+use std::time::Duration;
+
+use augur_engine::ChatMessage;
+use augur_sampling::{SamplingParams, Token};
+use serde::Serialize;
+
+/// The input of a generation.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// Raw text, tokenised with special tokens parsed.
+    Text(String),
+    /// A conversation, rendered with the model's chat template.
+    Chat(Vec<ChatMessage>),
+    /// Pre-tokenised input.
+    Tokens(Vec<Token>),
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub prompt: Prompt,
+    pub max_tokens: u32,
+    pub sampling: SamplingParams,
+    /// Generation stops before the first occurrence of any of these.
+    pub stop: Vec<String>,
+}
+
+impl GenerateRequest {
+    pub fn new(prompt: Prompt, max_tokens: u32) -> Self {
+        Self {
+            prompt,
+            max_tokens,
+            sampling: SamplingParams::Greedy,
+            stop: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-generation token or hit a stop string.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+    /// The consumer went away.
+    Cancelled,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Totals for one finished generation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Prompt tokens whose KV was reused rather than recomputed.
+    pub cached_tokens: usize,
+    #[serde(with = "secs")]
+    pub prefill_time: Duration,
+    /// From the first generated token to the last.
+    #[serde(with = "secs")]
+    pub decode_time: Duration,
+    #[serde(with = "secs")]
+    pub time_to_first_token: Duration,
+}
+
+impl Usage {
+    /// Prompt tokens per second of prefill.
+    pub fn prompt_tps(&self) -> f64 {
+        rate(
+            self.prompt_tokens.saturating_sub(self.cached_tokens),
+            self.prefill_time,
+        )
+    }
+
+    /// Tokens per second after the first one (which the prefill produces).
+    pub fn decode_tps(&self) -> f64 {
+        rate(self.completion_tokens.saturating_sub(1), self.decode_time)
+    }
+}
+
+fn rate(n: usize, t: Duration) -> f64 {
+    if t.is_zero() {
+        0.0
+    } else {
+        n as f64 / t.as_secs_f64()
+    }
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// The result of a generation, sent last on its stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Completion {
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+    /// Generated token ids (up to a stop string, if one matched).
+    #[serde(skip)]
+    pub tokens: Vec<Token>,
+}
+
+/// What a token stream carries.
+#[derive(Debug)]
+pub enum Event {
+    /// The prompt was accepted: its size, and how much KV was reused.
+    Started {
+        prompt_tokens: usize,
+        cached_tokens: usize,
+    },
+    /// New text (may be empty while a multi-byte character or a possible stop
+    /// string is held back) and the tokens it came from.
+    Text {
+        text: String,
+        tokens: usize,
+    },
+    Done(Completion),
+    Error(crate::RuntimeError),
+}

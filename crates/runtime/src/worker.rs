@@ -1,0 +1,276 @@
+//! One dedicated thread per model: it owns the context, confirms the load,
+//! then serves jobs from a bounded queue.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams};
+use augur_sampling::Token;
+use tokio::sync::mpsc;
+
+use crate::generate::{generate_plain, Sink};
+use crate::request::{Event, GenerateRequest, Prompt};
+use crate::RuntimeError;
+
+/// The narrow interface the CLI, the server and the bench all drive.
+pub trait Backend: Send + Sync {
+    fn model_name(&self) -> &str;
+    fn model(&self) -> &Arc<Model>;
+    fn n_ctx(&self) -> u32;
+    /// Queue a generation. Fails at once with `QueueFull` rather than block.
+    fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError>;
+    /// Requests waiting for the worker.
+    fn queue_depth(&self) -> usize;
+}
+
+/// Events of one generation. Dropping it cancels the generation, even in
+/// the middle of a prefill.
+pub struct TokenStream {
+    rx: mpsc::Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl TokenStream {
+    /// Next event, blocking (for the CLI and other sync callers).
+    pub fn blocking_next(&mut self) -> Option<Event> {
+        self.rx.blocking_recv()
+    }
+
+    /// Next event, for async callers.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for TokenStream {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub model: ModelParams,
+    pub context: ContextParams,
+    /// Requests that may wait while one runs.
+    pub queue: usize,
+}
+
+struct Job {
+    req: GenerateRequest,
+    tx: mpsc::Sender<Event>,
+    cancel: Arc<AtomicBool>,
+}
+
+pub struct ModelWorker {
+    name: String,
+    model: Arc<Model>,
+    n_ctx: u32,
+    jobs: Option<SyncSender<Job>>,
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+const EVENTS_IN_FLIGHT: usize = 256;
+
+impl ModelWorker {
+    /// Start the worker and wait until its model and context are loaded.
+    pub fn spawn(cfg: WorkerConfig) -> Result<ModelWorker, RuntimeError> {
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(cfg.queue.max(1));
+        let (ready_tx, ready_rx) = sync_channel::<Result<(Arc<Model>, u32), String>>(1);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let w = waiting.clone();
+        let c = cfg.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("augur-model-{}", cfg.name))
+            .spawn(move || worker_main(c, jobs_rx, ready_tx, w))
+            .map_err(|e| RuntimeError::LoadFailed(e.to_string()))?;
+        let (model, n_ctx) = match ready_rx.recv() {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(RuntimeError::LoadFailed(e)),
+            Err(_) => return Err(RuntimeError::WorkerGone),
+        };
+        Ok(ModelWorker {
+            name: cfg.name,
+            model,
+            n_ctx,
+            jobs: Some(jobs_tx),
+            waiting,
+            queue: cfg.queue.max(1),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        self.model.info()
+    }
+}
+
+impl Drop for ModelWorker {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Backend for ModelWorker {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    fn n_ctx(&self) -> u32 {
+        self.n_ctx
+    }
+
+    fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError> {
+        let (tx, rx) = mpsc::channel(EVENTS_IN_FLIGHT);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let jobs = self.jobs.as_ref().ok_or(RuntimeError::WorkerGone)?;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        match jobs.try_send(Job {
+            req,
+            tx,
+            cancel: cancel.clone(),
+        }) {
+            Ok(()) => Ok(TokenStream { rx, cancel }),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(match e {
+                    TrySendError::Full(_) => RuntimeError::QueueFull {
+                        capacity: self.queue,
+                    },
+                    TrySendError::Disconnected(_) => RuntimeError::WorkerGone,
+                })
+            }
+        }
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+type Ready = SyncSender<Result<(Arc<Model>, u32), String>>;
+
+fn worker_main(cfg: WorkerConfig, jobs: Receiver<Job>, ready: Ready, waiting: Arc<AtomicUsize>) {
+    let loaded = load(&cfg);
+    let (mut ctx, mut batch) = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    if ready.send(Ok((ctx.model().clone(), ctx.n_ctx()))).is_err() {
+        return;
+    }
+    drop(ready);
+    while let Ok(job) = jobs.recv() {
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        run_job(&mut ctx, &mut batch, job);
+    }
+}
+
+fn load(cfg: &WorkerConfig) -> Result<(Context, Batch), RuntimeError> {
+    let model = Arc::new(Model::load(&cfg.path, &cfg.model)?);
+    let ctx = Context::new(model, &cfg.context)?;
+    let batch = Batch::new(cfg.context.n_batch as usize, cfg.context.n_seq_max as usize)?;
+    Ok((ctx, batch))
+}
+
+struct ChannelSink {
+    tx: mpsc::Sender<Event>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Sink for ChannelSink {
+    fn send(&mut self, event: Event) -> bool {
+        !self.is_closed() && self.tx.blocking_send(event).is_ok()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
+}
+
+fn run_job(ctx: &mut Context, batch: &mut Batch, job: Job) {
+    let mut sink = ChannelSink {
+        tx: job.tx,
+        cancel: job.cancel,
+    };
+    // A client that left while queued costs nothing.
+    if sink.is_closed() {
+        return;
+    }
+    ctx.set_cancel_flag(sink.cancel.clone());
+    let result = prepare(ctx.model(), ctx.n_ctx(), &job.req).and_then(|prompt| {
+        sink.send(Event::Started {
+            prompt_tokens: prompt.len(),
+            cached_tokens: 0,
+        });
+        generate_plain(ctx, batch, &prompt, &job.req, &mut sink)
+    });
+    // Leave the cache empty so an abandoned request holds no cells.
+    let _ = ctx.kv_remove(0, -1, -1);
+    let event = match result {
+        Ok(done) => Event::Done(done),
+        Err(RuntimeError::Engine(augur_engine::EngineError::Aborted)) => {
+            Event::Error(RuntimeError::Cancelled)
+        }
+        Err(e) => Event::Error(e),
+    };
+    sink.send(event);
+}
+
+/// Tokenise the prompt and check it fits with its completion.
+pub fn prepare(
+    model: &Model,
+    n_ctx: u32,
+    req: &GenerateRequest,
+) -> Result<Vec<Token>, RuntimeError> {
+    let tokens = match &req.prompt {
+        Prompt::Text(t) => model.tokenize(t, true, true)?,
+        Prompt::Chat(msgs) => {
+            // Templates that write the BOS text themselves must not get a
+            // second BOS from the tokenizer.
+            let text = model.render_chat(msgs, true)?;
+            let has_bos = model
+                .bos()
+                .is_some_and(|b| text.starts_with(&model.token_text(b)));
+            model.tokenize(&text, !has_bos, true)?
+        }
+        Prompt::Tokens(t) => {
+            if let Some(&bad) = t.iter().find(|&&x| !model.contains(x)) {
+                return Err(augur_engine::EngineError::TokenOutOfRange {
+                    token: bad,
+                    n_vocab: model.n_vocab(),
+                }
+                .into());
+            }
+            t.clone()
+        }
+    };
+    if tokens.is_empty() {
+        return Err(RuntimeError::EmptyPrompt);
+    }
+    if tokens.len() + req.max_tokens as usize > n_ctx as usize {
+        return Err(RuntimeError::ContextOverflow {
+            prompt: tokens.len(),
+            max_tokens: req.max_tokens,
+            n_ctx,
+        });
+    }
+    Ok(tokens)
+}

@@ -1,0 +1,174 @@
+//! `<name>.json` next to each model: where it came from and what it hashes to,
+//! so listing and re-pulls need not re-hash gigabytes.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tempfile::NamedTempFile;
+
+use crate::error::{Result, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// What was pulled: a catalogue name, a path or an `hf:` spec.
+    pub source: String,
+    pub sha256: String,
+    pub size: u64,
+    /// RFC 3339 UTC time of the pull.
+    pub pulled_at: String,
+}
+
+impl Sidecar {
+    pub fn new(source: impl Into<String>, sha256: String, size: u64) -> Sidecar {
+        Sidecar {
+            source: source.into(),
+            sha256,
+            size,
+            pulled_at: rfc3339_utc(SystemTime::now()),
+        }
+    }
+
+    /// Reads a sidecar; `Ok(None)` when there is none.
+    pub fn read(path: &Path) -> Result<Option<Sidecar>> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(format!("reading {}", path.display()))(e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| StoreError::Sidecar {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut json = serde_json::to_vec_pretty(self).map_err(|source| StoreError::Sidecar {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        json.push(b'\n');
+        write_atomic(path, &json)
+    }
+}
+
+/// Writes via a temp file in the same directory so readers see either the old
+/// or the new content, never a torn one, even across a crash.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_dir(path);
+    let ctx = || format!("writing {}", path.display());
+    let mut tmp = temp_in(&dir, path)?;
+    tmp.write_all(bytes).map_err(StoreError::io(ctx()))?;
+    tmp.as_file().sync_all().map_err(StoreError::io(ctx()))?;
+    persist(tmp, path)?;
+    sync_dir(&dir)
+}
+
+/// A hidden temp file in `dir` named after `target`, so a crash leaves an
+/// obviously stray file rather than one that looks like a model.
+pub(crate) fn temp_in(dir: &Path, target: &Path) -> Result<NamedTempFile> {
+    let stem = target
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{stem}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // Temp files default to 0600; a model store is shared like any data
+    // directory, so use the usual 0644 (the umask still applies).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder.tempfile_in(dir).map_err(StoreError::io(format!(
+        "creating a temp file in {}",
+        dir.display()
+    )))
+}
+
+pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.persist(dest)
+        .map(drop)
+        .map_err(|e| StoreError::io(format!("renaming into {}", dest.display()))(e.error))
+}
+
+/// Makes a rename durable: the new directory entry is only on disk once the
+/// directory itself is synced.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io(format!("syncing {}", dir.display())))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` without pulling in a date crate.
+pub(crate) fn rfc3339_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_251_199);
+        assert_eq!(rfc3339_utc(t), "2024-02-29T23:59:59Z");
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339_utc(t), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn round_trips_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        assert_eq!(Sidecar::read(&path).unwrap(), None);
+        let s = Sidecar::new("m", "ab".repeat(32), 7);
+        s.write(&path).unwrap();
+        assert_eq!(Sidecar::read(&path).unwrap(), Some(s));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn garbage_sidecar_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        fs::write(&path, "{not json").unwrap();
+        assert!(matches!(
+            Sidecar::read(&path),
+            Err(StoreError::Sidecar { .. })
+        ));
+    }
+}
