@@ -16,5 +16,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-python3 -c 'import jinja2' 2>/dev/null || python3 -m pip install -q jinja2 2>/dev/null \
-  || python3 -m pip install -q --break-system-packages jinja2
+# Reference and client packages the tests use: jinja2 (template fidelity),
+# openai (the official client against `augur serve`), jsonschema.
+py_need=()
+for mod in jinja2 openai jsonschema; do python3 -c "import $mod" 2>/dev/null || py_need+=("$mod"); done
+if [ ${#py_need[@]} -gt 0 ]; then
+  python3 -m pip install -q "${py_need[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${py_need[@]}"
+fi

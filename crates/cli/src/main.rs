@@ -2,15 +2,12 @@
 
 mod models;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "augur",
-    version,
-    about = "Fast, lossless speculative LLM inference on CPUs"
-)]
+#[command(name = "augur", version, about = "Fast, lossless speculative LLM inference on CPUs")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

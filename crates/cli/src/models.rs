@@ -31,31 +31,21 @@ pub fn list(a: ModelsArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
-    println!(
-        "{:<28} {:>10} {:<10} {:>8} {:<8} STATUS",
-        "NAME", "SIZE", "ARCH", "PARAMS", "QUANT"
-    );
+    println!("{:<28} {:>10} {:<10} {:>8} {:<8} STATUS", "NAME", "SIZE", "ARCH", "PARAMS", "QUANT");
     for e in &entries {
-        let status = e
-            .error
-            .as_deref()
-            .map_or_else(|| "ok".to_string(), |r| format!("invalid: {r}"));
+        let status = e.error.as_deref().map_or_else(|| "ok".to_string(), |r| format!("invalid: {r}"));
         println!(
             "{:<28} {:>10} {:<10} {:>8} {:<8} {}",
             e.name,
             human_bytes(e.size),
             e.arch.as_deref().unwrap_or("-"),
-            e.params
-                .map_or_else(|| "-".into(), augur_store::human_params),
+            e.params.map_or_else(|| "-".into(), augur_store::human_params),
             e.quant.as_deref().unwrap_or("-"),
             status
         );
     }
     if entries.is_empty() {
-        eprintln!(
-            "no models in {}; try `augur pull qwen2.5-coder-1.5b`",
-            store.root().display()
-        );
+        eprintln!("no models in {}; try `augur pull qwen2.5-coder-1.5b`", store.root().display());
     }
     Ok(())
 }

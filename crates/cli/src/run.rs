@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use augur_engine::{ChatMessage, ContextParams, ModelParams};
 use augur_gguf::MetaOverride;
-use augur_runtime::{
-    Backend, Completion, Event, GenerateRequest, ModelWorker, Prompt, WorkerConfig,
-};
+use augur_runtime::{Backend, Completion, Event, GenerateRequest, ModelWorker, Prompt, WorkerConfig};
 use augur_sampling::SamplingParams;
 use augur_store::Store;
 use clap::Args;
@@ -47,11 +45,7 @@ impl ModelArgs {
             .iter()
             .map(|o| MetaOverride::parse(o).with_context(|| format!("--override-kv {o:?}")))
             .collect::<Result<Vec<_>>>()?;
-        let mut context = ContextParams {
-            n_ctx: self.ctx_size,
-            n_batch: self.batch_size,
-            ..ContextParams::default()
-        };
+        let mut context = ContextParams { n_ctx: self.ctx_size, n_batch: self.batch_size, ..ContextParams::default() };
         context.n_ubatch = self.batch_size;
         if let Some(t) = self.threads {
             context.threads = t;
@@ -60,11 +54,7 @@ impl ModelArgs {
         Ok(WorkerConfig {
             name: name.to_string(),
             path,
-            model: ModelParams {
-                mmap: true,
-                repack: self.repack,
-                overrides,
-            },
+            model: ModelParams { mmap: true, repack: self.repack, overrides },
             context,
             queue: 1,
         })
@@ -139,8 +129,9 @@ pub struct RunArgs {
 pub fn run(a: RunArgs) -> Result<()> {
     let text = match (&a.prompt, &a.file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading prompt file {}", f.display()))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading prompt file {}", f.display()))?
+        }
         (None, None) => bail!("give a prompt with -p TEXT or -f FILE"),
     };
     if a.max_tokens == 0 {
@@ -159,18 +150,10 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         Prompt::Text(text)
     };
-    let req = GenerateRequest {
-        prompt,
-        max_tokens: a.max_tokens,
-        sampling,
-        stop: Vec::new(),
-    };
+    let req = GenerateRequest { prompt, max_tokens: a.max_tokens, sampling, stop: Vec::new() };
     let (text, done) = drive(&worker, req, !a.json)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string(&json_report(&a.model.model, &text, &done))?
-        );
+        println!("{}", serde_json::to_string(&json_report(&a.model.model, &text, &done))?);
     } else {
         println!();
         let u = &done.usage;
@@ -187,11 +170,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 }
 
 /// Run one request to completion, optionally streaming its text to stdout.
-pub fn drive(
-    backend: &dyn Backend,
-    req: GenerateRequest,
-    stream: bool,
-) -> Result<(String, Completion)> {
+pub fn drive(backend: &dyn Backend, req: GenerateRequest, stream: bool) -> Result<(String, Completion)> {
     let mut events = backend.submit(req)?;
     let mut text = String::new();
     let mut stdout = std::io::stdout().lock();

@@ -14,31 +14,16 @@ const MEM: u64 = 8 * 1024 * 1024;
 fn missing_file_unknown_name_and_non_gguf() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    augur(
-        &["run", "-m", "/nonexistent/model.gguf", "-p", "hi"],
-        h,
-        T,
-        MEM,
-    )
-    .assert_clean_error("missing file");
+    augur(&["run", "-m", "/nonexistent/model.gguf", "-p", "hi"], h, T, MEM).assert_clean_error("missing file");
     let o = augur(&["run", "-m", "no-such-model", "-p", "hi"], h, T, MEM);
     o.assert_clean_error("unknown name");
-    assert!(
-        o.stderr.contains("qwen2.5-coder-1.5b"),
-        "lists known names: {}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("qwen2.5-coder-1.5b"), "lists known names: {}", o.stderr);
     let txt = h.join("notes.gguf");
     std::fs::write(&txt, "this is not a model\n").unwrap();
-    augur(&["run", "-m", txt.to_str().unwrap(), "-p", "hi"], h, T, MEM)
-        .assert_clean_error("non-GGUF");
+    augur(&["run", "-m", txt.to_str().unwrap(), "-p", "hi"], h, T, MEM).assert_clean_error("non-GGUF");
     augur(&["pull", txt.to_str().unwrap()], h, T, MEM).assert_clean_error("pull non-GGUF");
     augur(&["pull", "/nonexistent/x.gguf"], h, T, MEM).assert_clean_error("pull missing");
-    assert!(
-        stray_files(&h.join("models")).is_empty(),
-        "{:?}",
-        stray_files(&h.join("models"))
-    );
+    assert!(stray_files(&h.join("models")).is_empty(), "{:?}", stray_files(&h.join("models")));
 }
 
 #[test]
@@ -50,16 +35,11 @@ fn truncated_real_model_is_refused_everywhere() {
         let p = h.join(format!("cut{cut}.gguf"));
         std::fs::write(&p, &real[..cut]).unwrap();
         let ps = p.to_str().unwrap();
-        augur(&["run", "-m", ps, "-p", "hi", "-n", "2"], h, T, MEM)
-            .assert_clean_error(&format!("run cut {cut}"));
+        augur(&["run", "-m", ps, "-p", "hi", "-n", "2"], h, T, MEM).assert_clean_error(&format!("run cut {cut}"));
         augur(&["pull", ps], h, T, MEM).assert_clean_error(&format!("pull cut {cut}"));
     }
     let models = h.join("models");
-    assert!(
-        stray_files(&models).is_empty(),
-        "{:?}",
-        stray_files(&models)
-    );
+    assert!(stray_files(&models).is_empty(), "{:?}", stray_files(&models));
     let listed = std::fs::read_dir(&models).map(|d| d.count()).unwrap_or(0);
     assert_eq!(listed, 0, "nothing was added to the store");
 }
@@ -71,31 +51,13 @@ fn bad_overrides_and_parameters() {
     let m = cached_model("qwen2.5-coder-0.5b");
     let m = m.to_str().unwrap();
     let long_key = format!("{}=int:1", "k".repeat(200));
-    for bad in [
-        long_key.as_str(),
-        "qwen2.block_count=int:0",
-        "nokind",
-        "x=wat:1",
-        "é=int:1",
-        "qwen2.context_length=int:-5",
-    ] {
-        augur(
-            &["run", "-m", m, "-p", "hi", "--override-kv", bad],
-            h,
-            T,
-            MEM,
-        )
-        .assert_clean_error(bad);
+    for bad in
+        [long_key.as_str(), "qwen2.block_count=int:0", "nokind", "x=wat:1", "é=int:1", "qwen2.context_length=int:-5"]
+    {
+        augur(&["run", "-m", m, "-p", "hi", "--override-kv", bad], h, T, MEM).assert_clean_error(bad);
     }
-    augur(&["run", "-m", m, "-p", "hi", "--temp", "-1"], h, T, MEM)
-        .assert_clean_error("negative temperature");
-    augur(
-        &["run", "-m", m, "-p", "hi", "--temp", "1", "--top-p", "2"],
-        h,
-        T,
-        MEM,
-    )
-    .assert_clean_error("top_p 2");
+    augur(&["run", "-m", m, "-p", "hi", "--temp", "-1"], h, T, MEM).assert_clean_error("negative temperature");
+    augur(&["run", "-m", m, "-p", "hi", "--temp", "1", "--top-p", "2"], h, T, MEM).assert_clean_error("top_p 2");
     augur(&["run", "-m", m, "-p", "hi", "-c", "1"], h, T, MEM).assert_clean_error("ctx 1");
     augur(&["run", "-m", m, "-p", "hi", "-n", "0"], h, T, MEM).assert_clean_error("max tokens 0");
 }
@@ -109,19 +71,10 @@ fn hostile_files_are_refused_before_llama_cpp() {
     for (name, bytes) in &variants {
         let p = h.join(format!("{}.gguf", sanitize(name)));
         std::fs::write(&p, bytes).unwrap();
-        let o = augur(
-            &["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "2"],
-            h,
-            Duration::from_secs(20),
-            2 << 20,
-        );
+        let o = augur(&["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "2"], h, Duration::from_secs(20), 2 << 20);
         o.assert_clean_error(name);
         // Refused by augur's own check: llama.cpp never printed its loader banner.
-        assert!(
-            !o.stderr.contains("llama_model_load"),
-            "{name} reached llama.cpp: {}",
-            o.stderr
-        );
+        assert!(!o.stderr.contains("llama_model_load"), "{name} reached llama.cpp: {}", o.stderr);
     }
 }
 
@@ -130,55 +83,24 @@ fn tiny_generated_model_loads_and_generates() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let p = h.join("tiny.gguf");
-    augur_gguf::writer::tiny_llama(&Default::default())
-        .write_to(&p)
-        .unwrap();
-    let o = augur(
-        &[
-            "run",
-            "-m",
-            p.to_str().unwrap(),
-            "-p",
-            "hello",
-            "-n",
-            "8",
-            "--json",
-        ],
-        h,
-        T,
-        MEM,
-    );
+    augur_gguf::writer::tiny_llama(&Default::default()).write_to(&p).unwrap();
+    let o = augur(&["run", "-m", p.to_str().unwrap(), "-p", "hello", "-n", "8", "--json"], h, T, MEM);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert!(v["completion_tokens"].as_u64().unwrap() >= 1);
     // A corrupt neighbour in the store does not stop `augur models` listing.
     let o = augur(&["pull", p.to_str().unwrap()], h, T, MEM);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    std::fs::write(
-        h.join("models").join("broken.gguf"),
-        b"GGUF\x03\0\0\0garbage",
-    )
-    .unwrap();
+    std::fs::write(h.join("models").join("broken.gguf"), b"GGUF\x03\0\0\0garbage").unwrap();
     let o = augur(&["models", "--json"], h, T, MEM);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let list: Vec<serde_json::Value> = serde_json::from_str(&o.stdout).unwrap();
-    let tiny = list
-        .iter()
-        .find(|e| e["name"] == "tiny")
-        .expect("tiny listed");
+    let tiny = list.iter().find(|e| e["name"] == "tiny").expect("tiny listed");
     assert_eq!(tiny["arch"], "llama");
-    let broken = list
-        .iter()
-        .find(|e| e["name"] == "broken")
-        .expect("broken listed");
-    assert!(
-        broken["error"].as_str().is_some_and(|s| !s.is_empty()),
-        "{broken}"
-    );
+    let broken = list.iter().find(|e| e["name"] == "broken").expect("broken listed");
+    assert!(broken["error"].as_str().is_some_and(|s| !s.is_empty()), "{broken}");
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }

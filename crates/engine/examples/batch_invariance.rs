@@ -10,48 +10,26 @@ use augur_engine::{Batch, Context, ContextParams, Model, ModelParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = std::path::PathBuf::from(
-        args.get(1)
-            .ok_or("usage: batch_invariance MODEL [threads]")?,
-    );
+    let path = std::path::PathBuf::from(args.get(1).ok_or("usage: batch_invariance MODEL [threads]")?);
     let threads: i32 = args.get(2).map_or(Ok(2), |s| s.parse())?;
     let text = "fn fibonacci(n: u64) -> u64 {\n    match n {\n        0 => 0,\n        1 => 1,\n        _ => fibonacci(n - 1) + fibonacci(n - 2),\n    }\n}\n\nfn main() {\n    for i in 0..10 {\n        println!(\"{}\", fibonacci(i));\n    }\n}\n";
     let fa = std::env::var("FA").is_ok_and(|v| v == "1");
     for repack in [false, true] {
-        let model = Arc::new(Model::load(
-            &path,
-            &ModelParams {
-                repack,
-                ..Default::default()
-            },
-        )?);
+        let model = Arc::new(Model::load(&path, &ModelParams { repack, ..Default::default() })?);
         let toks = model.tokenize(text, true, false)?;
-        let long: Vec<i32> = std::iter::repeat_n(toks.iter().copied(), 6)
-            .flatten()
-            .collect();
+        let long: Vec<i32> = std::iter::repeat_n(toks.iter().copied(), 6).flatten().collect();
         let (prompt, rest) = long.split_at(long.len() - 64);
         let rest = &rest[..rest.len().min(64)];
-        let params = ContextParams {
-            n_ctx: 1024,
-            threads,
-            threads_batch: threads,
-            flash_attn: fa,
-            ..Default::default()
-        };
+        let params =
+            ContextParams { n_ctx: 1024, threads, threads_batch: threads, flash_attn: fa, ..Default::default() };
         let mut ctx = Context::new(model.clone(), &params)?;
         let reference = run(&mut ctx, prompt, rest, 1)?;
         for k in [1usize, 2, 3, 4, 8, 16, 32, 64] {
             let got = run(&mut ctx, prompt, rest, k)?;
             let (mut max, mut argmax_diff) = (0f32, 0);
             for (a, b) in reference.iter().zip(&got) {
-                max = a
-                    .iter()
-                    .zip(b)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(max, f32::max);
-                argmax_diff += usize::from(
-                    augur_engine::sampling::argmax(a) != augur_engine::sampling::argmax(b),
-                );
+                max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(max, f32::max);
+                argmax_diff += usize::from(augur_engine::sampling::argmax(a) != augur_engine::sampling::argmax(b));
             }
             println!("fa={fa} repack={repack} k={k:>2}: max |logit diff| = {max:.6}, argmax differs at {argmax_diff}/{} positions", rest.len());
         }
@@ -60,12 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Prefill `prompt` alone, then decode `rest` in chunks of k, all logits on.
-fn run(
-    ctx: &mut Context,
-    prompt: &[i32],
-    rest: &[i32],
-    k: usize,
-) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+fn run(ctx: &mut Context, prompt: &[i32], rest: &[i32], k: usize) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
     ctx.kv_clear();
     let mut batch = Batch::new(512, 1)?;
     for (i, &t) in prompt.iter().enumerate() {

@@ -30,31 +30,17 @@ impl Batch {
         let cap = i32::try_from(capacity)
             .ok()
             .filter(|&c| c > 0)
-            .ok_or(EngineError::Param {
-                name: "batch capacity",
-                why: format!("{capacity} is not in 1..=i32::MAX"),
-            })?;
+            .ok_or(EngineError::Param { name: "batch capacity", why: format!("{capacity} is not in 1..=i32::MAX") })?;
         let seqs = i32::try_from(n_seq_max)
             .ok()
             .filter(|&s| s > 0)
-            .ok_or(EngineError::Param {
-                name: "n_seq_max",
-                why: format!("{n_seq_max} is not in 1..=i32::MAX"),
-            })?;
+            .ok_or(EngineError::Param { name: "n_seq_max", why: format!("{n_seq_max} is not in 1..=i32::MAX") })?;
         // SAFETY: sizes are positive; embd = 0 allocates token ids.
         let raw = unsafe { sys::llama_batch_init(cap, 0, seqs) };
-        if raw.token.is_null() || raw.pos.is_null() || raw.seq_id.is_null() || raw.logits.is_null()
-        {
-            return Err(EngineError::Param {
-                name: "batch",
-                why: "allocation failed".into(),
-            });
+        if raw.token.is_null() || raw.pos.is_null() || raw.seq_id.is_null() || raw.logits.is_null() {
+            return Err(EngineError::Param { name: "batch", why: "allocation failed".into() });
         }
-        Ok(Batch {
-            raw,
-            capacity,
-            n_seq_max,
-        })
+        Ok(Batch { raw, capacity, n_seq_max })
     }
 
     pub fn clear(&mut self) {
@@ -78,9 +64,7 @@ impl Batch {
     pub fn add(&mut self, token: Token, pos: i32, seq_ids: &[i32], logits: bool) -> Result<usize> {
         let i = self.len();
         if i >= self.capacity {
-            return Err(EngineError::BatchFull {
-                capacity: self.capacity,
-            });
+            return Err(EngineError::BatchFull { capacity: self.capacity });
         }
         if seq_ids.is_empty() || seq_ids.len() > self.n_seq_max {
             return Err(EngineError::Param {

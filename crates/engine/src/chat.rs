@@ -10,11 +10,7 @@ use crate::error::{EngineError, Result};
 
 pub enum ChatRenderer {
     /// The model's template, run by minijinja with hard limits.
-    Jinja {
-        template: Box<ChatTemplate>,
-        bos: String,
-        eos: String,
-    },
+    Jinja { template: Box<ChatTemplate>, bos: String, eos: String },
     /// llama.cpp's fixed formatter for a template it recognises (no jinja
     /// engine involved, so it is bounded by construction).
     Builtin(String),
@@ -33,29 +29,17 @@ impl ChatRenderer {
     /// Compile and dry-run the model's template. A template over a limit is an
     /// error at load time; one that minijinja cannot parse falls back to a
     /// built-in format only if llama.cpp recognises it.
-    pub fn for_model(
-        source: Option<&str>,
-        arch: &str,
-        bos: String,
-        eos: String,
-    ) -> Result<ChatRenderer> {
+    pub fn for_model(source: Option<&str>, arch: &str, bos: String, eos: String) -> Result<ChatRenderer> {
         let Some(source) = source else {
             return Ok(ChatRenderer::Builtin(builtin_for_arch(arch).into()));
         };
-        match ChatTemplate::compile(source, Limits::default()).and_then(|t| t.dry_run().map(|()| t))
-        {
-            Ok(template) => Ok(ChatRenderer::Jinja {
-                template: Box::new(template),
-                bos,
-                eos,
-            }),
+        match ChatTemplate::compile(source, Limits::default()).and_then(|t| t.dry_run().map(|()| t)) {
+            Ok(template) => Ok(ChatRenderer::Jinja { template: Box::new(template), bos, eos }),
             Err(e @ augur_template::TemplateError::OverLimit { .. }) => Err(e.into()),
             Err(e) => {
                 let builtin = ChatRenderer::Builtin(source.to_string());
                 let probe = [ChatMessage::new("user", "hi")];
-                builtin
-                    .render(&probe, true)
-                    .map_err(|_| EngineError::Template(e))?;
+                builtin.render(&probe, true).map_err(|_| EngineError::Template(e))?;
                 Ok(builtin)
             }
         }
@@ -91,25 +75,12 @@ fn render_builtin(tmpl: &str, messages: &[ChatMessage], add_ass: bool) -> Result
     let tmpl = CString::new(tmpl).map_err(|_| EngineError::Nul)?;
     let owned: Vec<(CString, CString)> = messages
         .iter()
-        .map(|m| {
-            Ok((
-                CString::new(m.role.as_str())?,
-                CString::new(m.content.as_str())?,
-            ))
-        })
+        .map(|m| Ok((CString::new(m.role.as_str())?, CString::new(m.content.as_str())?)))
         .collect::<std::result::Result<_, std::ffi::NulError>>()
         .map_err(|_| EngineError::Nul)?;
-    let chat: Vec<sys::llama_chat_message> = owned
-        .iter()
-        .map(|(r, c)| sys::llama_chat_message {
-            role: r.as_ptr(),
-            content: c.as_ptr(),
-        })
-        .collect();
-    let total: usize = messages
-        .iter()
-        .map(|m| m.role.len() + m.content.len())
-        .sum();
+    let chat: Vec<sys::llama_chat_message> =
+        owned.iter().map(|(r, c)| sys::llama_chat_message { role: r.as_ptr(), content: c.as_ptr() }).collect();
+    let total: usize = messages.iter().map(|m| m.role.len() + m.content.len()).sum();
     let mut buf = vec![0u8; total * 2 + 256];
     for _ in 0..2 {
         let len = i32::try_from(buf.len()).map_err(|_| EngineError::TextTooLong(buf.len()))?;

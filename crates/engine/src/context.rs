@@ -107,38 +107,22 @@ impl Context {
         cp.n_threads = params.threads;
         cp.n_threads_batch = params.threads_batch;
         cp.kv_unified = true;
-        cp.flash_attn_type = if params.flash_attn {
-            sys::LLAMA_FLASH_ATTN_TYPE_ENABLED
-        } else {
-            sys::LLAMA_FLASH_ATTN_TYPE_DISABLED
-        };
+        cp.flash_attn_type =
+            if params.flash_attn { sys::LLAMA_FLASH_ATTN_TYPE_ENABLED } else { sys::LLAMA_FLASH_ATTN_TYPE_DISABLED };
         cp.no_perf = true;
         backend::clear_recent();
         // SAFETY: the model pointer is live (we hold an Arc to it).
         let raw = unsafe { sys::llama_init_from_model(model.as_ptr(), cp) };
-        let ptr = NonNull::new(raw).ok_or_else(|| EngineError::Context {
-            n_ctx: params.n_ctx,
-            detail: backend::recent_errors(),
-        })?;
+        let ptr = NonNull::new(raw)
+            .ok_or_else(|| EngineError::Context { n_ctx: params.n_ctx, detail: backend::recent_errors() })?;
         let abort = Arc::new(AtomicBool::new(false));
         // SAFETY: the callback only reads the AtomicBool, kept alive by `abort`.
         unsafe {
-            sys::llama_set_abort_callback(
-                ptr.as_ptr(),
-                Some(abort_callback),
-                Arc::as_ptr(&abort).cast_mut().cast(),
-            )
+            sys::llama_set_abort_callback(ptr.as_ptr(), Some(abort_callback), Arc::as_ptr(&abort).cast_mut().cast())
         };
         // SAFETY: live context.
         let n_ctx = unsafe { sys::llama_n_ctx(ptr.as_ptr()) };
-        Ok(Context {
-            ptr,
-            model,
-            abort,
-            n_ctx,
-            n_seq_max: params.n_seq_max,
-            _not_sync: PhantomData,
-        })
+        Ok(Context { ptr, model, abort, n_ctx, n_seq_max: params.n_seq_max, _not_sync: PhantomData })
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -159,11 +143,7 @@ impl Context {
         // SAFETY: the callback reads the AtomicBool that `flag` keeps alive;
         // the old one is released only after the new pointer is registered.
         unsafe {
-            sys::llama_set_abort_callback(
-                self.ptr.as_ptr(),
-                Some(abort_callback),
-                Arc::as_ptr(&flag).cast_mut().cast(),
-            )
+            sys::llama_set_abort_callback(self.ptr.as_ptr(), Some(abort_callback), Arc::as_ptr(&flag).cast_mut().cast())
         };
         self.abort = flag;
     }
@@ -172,17 +152,11 @@ impl Context {
     /// so a bad id is an error, not undefined behaviour inside llama.cpp.
     pub fn decode(&mut self, batch: &Batch) -> Result<DecodeTiming> {
         if batch.is_empty() {
-            return Ok(DecodeTiming {
-                n_tokens: 0,
-                elapsed: Duration::ZERO,
-            });
+            return Ok(DecodeTiming { n_tokens: 0, elapsed: Duration::ZERO });
         }
         let n_vocab = self.model.n_vocab();
         if let Some(&bad) = batch.tokens().iter().find(|&&t| t < 0 || t >= n_vocab) {
-            return Err(EngineError::TokenOutOfRange {
-                token: bad,
-                n_vocab,
-            });
+            return Err(EngineError::TokenOutOfRange { token: bad, n_vocab });
         }
         let start = Instant::now();
         // SAFETY: the batch's arrays are valid for n_tokens entries; ids were
@@ -190,10 +164,7 @@ impl Context {
         let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), batch.raw()) };
         let elapsed = start.elapsed();
         match rc {
-            0 => Ok(DecodeTiming {
-                n_tokens: batch.len(),
-                elapsed,
-            }),
+            0 => Ok(DecodeTiming { n_tokens: batch.len(), elapsed }),
             1 => Err(EngineError::KvFull { n_ctx: self.n_ctx }),
             2 => Err(EngineError::Aborted),
             other => Err(EngineError::Decode(other)),
@@ -220,10 +191,7 @@ impl Context {
 
     fn check_seq(&self, seq: i32) -> Result<()> {
         if seq < 0 || seq as u32 >= self.n_seq_max {
-            return Err(EngineError::Param {
-                name: "seq_id",
-                why: format!("{seq} not in 0..{}", self.n_seq_max),
-            });
+            return Err(EngineError::Param { name: "seq_id", why: format!("{seq} not in 0..{}", self.n_seq_max) });
         }
         Ok(())
     }
@@ -279,32 +247,13 @@ fn validate(p: &ContextParams) -> Result<()> {
         if ok {
             Ok(())
         } else {
-            Err(EngineError::Param {
-                name,
-                why: format!("{v} is out of range"),
-            })
+            Err(EngineError::Param { name, why: format!("{v} is out of range") })
         }
     };
     check("n_ctx", (16..=1 << 22).contains(&p.n_ctx), p.n_ctx.into())?;
-    check(
-        "n_batch",
-        (1..=1 << 16).contains(&p.n_batch),
-        p.n_batch.into(),
-    )?;
-    check(
-        "n_ubatch",
-        (1..=1 << 16).contains(&p.n_ubatch),
-        p.n_ubatch.into(),
-    )?;
-    check(
-        "n_seq_max",
-        (1..=256).contains(&p.n_seq_max),
-        p.n_seq_max.into(),
-    )?;
+    check("n_batch", (1..=1 << 16).contains(&p.n_batch), p.n_batch.into())?;
+    check("n_ubatch", (1..=1 << 16).contains(&p.n_ubatch), p.n_ubatch.into())?;
+    check("n_seq_max", (1..=256).contains(&p.n_seq_max), p.n_seq_max.into())?;
     check("threads", (1..=1024).contains(&p.threads), p.threads.into())?;
-    check(
-        "threads_batch",
-        (1..=1024).contains(&p.threads_batch),
-        p.threads_batch.into(),
-    )
+    check("threads_batch", (1..=1024).contains(&p.threads_batch), p.threads_batch.into())
 }

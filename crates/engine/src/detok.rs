@@ -11,9 +11,7 @@ pub struct Detokenizer {
 
 impl Detokenizer {
     pub fn new() -> Self {
-        Self {
-            pending: Vec::with_capacity(8),
-        }
+        Self { pending: Vec::with_capacity(8) }
     }
 
     /// Add one token's bytes; appends whatever is now complete text to `out`.
@@ -30,9 +28,7 @@ impl Detokenizer {
                 Err(e) => {
                     let valid = start + e.valid_up_to();
                     // SAFETY-free: from_utf8 just told us this range is valid.
-                    out.push_str(
-                        std::str::from_utf8(&self.pending[start..valid]).unwrap_or_default(),
-                    );
+                    out.push_str(std::str::from_utf8(&self.pending[start..valid]).unwrap_or_default());
                     match e.error_len() {
                         Some(bad) => {
                             out.push(char::REPLACEMENT_CHARACTER);
@@ -98,11 +94,7 @@ mod tests {
         for c in cases {
             for chunk in 1..=c.len() {
                 let pieces: Vec<&[u8]> = c.chunks(chunk).collect();
-                assert_eq!(
-                    stream(&pieces),
-                    String::from_utf8_lossy(c),
-                    "{c:?} in chunks of {chunk}"
-                );
+                assert_eq!(stream(&pieces), String::from_utf8_lossy(c), "{c:?} in chunks of {chunk}");
             }
         }
     }

@@ -39,7 +39,9 @@ pub enum EngineError {
     Tokenize(i32),
     #[error("chat template: {0}")]
     Template(#[from] augur_template::TemplateError),
-    #[error("chat template: llama.cpp has no built-in template matching this model's and it has no usable jinja template")]
+    #[error(
+        "chat template: llama.cpp has no built-in template matching this model's and it has no usable jinja template"
+    )]
     NoTemplate,
     #[error("a string passed to llama.cpp contains a NUL byte")]
     Nul,

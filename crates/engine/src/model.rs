@@ -27,11 +27,7 @@ pub struct ModelParams {
 
 impl Default for ModelParams {
     fn default() -> Self {
-        Self {
-            mmap: true,
-            repack: false,
-            overrides: Vec::new(),
-        }
+        Self { mmap: true, repack: false, overrides: Vec::new() }
     }
 }
 
@@ -105,40 +101,27 @@ impl Model {
         let gguf = check_file(path, &params.overrides)?;
         backend::init();
         let overrides = kv_overrides(&params.overrides)?;
-        let c_path =
-            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| EngineError::Nul)?;
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| EngineError::Nul)?;
         // SAFETY: plain value constructor.
         let mut mp = unsafe { sys::llama_model_default_params() };
         mp.n_gpu_layers = 0;
-        mp.load_mode = if params.mmap {
-            sys::LLAMA_LOAD_MODE_MMAP
-        } else {
-            sys::LLAMA_LOAD_MODE_NONE
-        };
+        mp.load_mode = if params.mmap { sys::LLAMA_LOAD_MODE_MMAP } else { sys::LLAMA_LOAD_MODE_NONE };
         mp.use_extra_bufts = params.repack;
-        mp.kv_overrides = if overrides.len() > 1 {
-            overrides.as_ptr()
-        } else {
-            std::ptr::null()
-        };
+        mp.kv_overrides = if overrides.len() > 1 { overrides.as_ptr() } else { std::ptr::null() };
         backend::clear_recent();
         // SAFETY: c_path is NUL-terminated; `overrides` is terminated by an
         // entry with an empty key and outlives the call.
         let raw = unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) };
-        let ptr = NonNull::new(raw).ok_or_else(|| EngineError::Load {
-            path: path.to_path_buf(),
-            detail: backend::recent_errors(),
-        })?;
+        let ptr = NonNull::new(raw)
+            .ok_or_else(|| EngineError::Load { path: path.to_path_buf(), detail: backend::recent_errors() })?;
         Self::from_raw(ptr, path, &gguf)
     }
 
     fn from_raw(ptr: NonNull<sys::llama_model>, path: &Path, gguf: &GgufFile) -> Result<Model> {
         // SAFETY: ptr is a live model; the vocab it returns lives as long as it.
         let vocab = unsafe { sys::llama_model_get_vocab(ptr.as_ptr()) };
-        let vocab = NonNull::new(vocab.cast_mut()).ok_or_else(|| EngineError::Load {
-            path: path.to_path_buf(),
-            detail: "model has no vocabulary".into(),
-        })?;
+        let vocab = NonNull::new(vocab.cast_mut())
+            .ok_or_else(|| EngineError::Load { path: path.to_path_buf(), detail: "model has no vocabulary".into() })?;
         // SAFETY: both pointers are live for these read-only queries.
         let (n_vocab, n_ctx_train, n_embd, n_layer, add_bos, bos, eos) = unsafe {
             let v = vocab.as_ptr();
@@ -169,10 +152,7 @@ impl Model {
                 n_layer,
                 description: String::new(),
             },
-            pieces: Pieces {
-                bytes: Vec::new(),
-                offsets: vec![0],
-            },
+            pieces: Pieces { bytes: Vec::new(), offsets: vec![0] },
             eog: Vec::new(),
             bos: (bos >= 0 && bos < n_vocab).then_some(bos),
             eos: (eos >= 0 && eos < n_vocab).then_some(eos),
@@ -183,12 +163,7 @@ impl Model {
         model.build_tables();
         let bos_text = model.token_text(bos);
         let eos_text = model.token_text(eos);
-        model.chat = ChatRenderer::for_model(
-            gguf.chat_template(),
-            gguf.arch().unwrap_or(""),
-            bos_text,
-            eos_text,
-        )?;
+        model.chat = ChatRenderer::for_model(gguf.chat_template(), gguf.arch().unwrap_or(""), bos_text, eos_text)?;
         Ok(model)
     }
 
@@ -196,8 +171,7 @@ impl Model {
         let mut buf = [0u8; 256];
         // SAFETY: buf is writable for its length; llama.cpp NUL-terminates
         // within it (snprintf semantics).
-        let n =
-            unsafe { sys::llama_model_desc(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { sys::llama_model_desc(self.ptr.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         let n = usize::try_from(n).unwrap_or(0).min(buf.len() - 1);
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
@@ -225,14 +199,7 @@ impl Model {
             let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
             // SAFETY: buf is writable for `cap` bytes; token is in the vocab.
             let n = unsafe {
-                sys::llama_token_to_piece(
-                    self.vocab.as_ptr(),
-                    token,
-                    buf.as_mut_ptr().cast::<c_char>(),
-                    cap,
-                    0,
-                    false,
-                )
+                sys::llama_token_to_piece(self.vocab.as_ptr(), token, buf.as_mut_ptr().cast::<c_char>(), cap, 0, false)
             };
             if n >= 0 {
                 return &buf[..(n as usize).min(buf.len())];
@@ -257,9 +224,7 @@ impl Model {
             return String::new();
         }
         // SAFETY: non-null, NUL-terminated, lives as long as the model.
-        unsafe { std::ffi::CStr::from_ptr(p) }
-            .to_string_lossy()
-            .into_owned()
+        unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -277,11 +242,7 @@ impl Model {
 
     /// End-of-generation token (EOS, EOT, `<|im_end|>`...).
     pub fn is_eog(&self, token: Token) -> bool {
-        usize::try_from(token)
-            .ok()
-            .and_then(|i| self.eog.get(i))
-            .copied()
-            .unwrap_or(false)
+        usize::try_from(token).ok().and_then(|i| self.eog.get(i)).copied().unwrap_or(false)
     }
 
     pub fn contains(&self, token: Token) -> bool {
@@ -343,11 +304,7 @@ impl Model {
     }
 
     /// Render a conversation with the model's chat template.
-    pub fn render_chat(
-        &self,
-        messages: &[crate::ChatMessage],
-        add_generation_prompt: bool,
-    ) -> Result<String> {
+    pub fn render_chat(&self, messages: &[crate::ChatMessage], add_generation_prompt: bool) -> Result<String> {
         self.chat.render(messages, add_generation_prompt)
     }
 
@@ -359,19 +316,11 @@ impl Model {
     /// Refuse a draft model whose vocabulary differs from this one's.
     pub fn check_same_vocab(&self, other: &Model) -> std::result::Result<(), String> {
         if self.n_vocab() != other.n_vocab() {
-            return Err(format!(
-                "vocabulary sizes differ: {} vs {}",
-                self.n_vocab(),
-                other.n_vocab()
-            ));
+            return Err(format!("vocabulary sizes differ: {} vs {}", self.n_vocab(), other.n_vocab()));
         }
         for t in 0..self.n_vocab() {
             if self.token_text(t) != other.token_text(t) || self.is_eog(t) != other.is_eog(t) {
-                return Err(format!(
-                    "token {t} differs: {:?} vs {:?}",
-                    self.token_text(t),
-                    other.token_text(t)
-                ));
+                return Err(format!("token {t} differs: {:?} vs {:?}", self.token_text(t), other.token_text(t)));
             }
         }
         Ok(())
@@ -384,14 +333,9 @@ impl Model {
 
 /// The Rust gate every file passes before llama.cpp opens it.
 pub fn check_file(path: &Path, overrides: &[MetaOverride]) -> Result<GgufFile> {
-    let gguf = augur_gguf::read_file(path).map_err(|source| EngineError::Gguf {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    augur_gguf::validate_model(&gguf, overrides).map_err(|source| EngineError::Invalid {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let gguf = augur_gguf::read_file(path).map_err(|source| EngineError::Gguf { path: path.to_path_buf(), source })?;
+    augur_gguf::validate_model(&gguf, overrides)
+        .map_err(|source| EngineError::Invalid { path: path.to_path_buf(), source })?;
     Ok(gguf)
 }
 
@@ -436,9 +380,7 @@ fn kv_override(o: &MetaOverride) -> Result<sys::llama_model_kv_override> {
 
 fn copy_c_str(dst: &mut [c_char; 128], s: &str) -> Result<()> {
     if s.len() >= dst.len() || !s.is_ascii() || s.bytes().any(|b| b == 0) {
-        return Err(EngineError::Override(format!(
-            "{s:?} must be ASCII, without NUL, under 128 bytes"
-        )));
+        return Err(EngineError::Override(format!("{s:?} must be ASCII, without NUL, under 128 bytes")));
     }
     for (d, b) in dst.iter_mut().zip(s.bytes()) {
         *d = b as c_char;

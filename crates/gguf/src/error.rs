@@ -43,35 +43,16 @@ impl GgufError {
 pub enum HeaderError {
     #[error("read error at byte {offset}: {source}")]
     Io { offset: u64, source: io::Error },
-    #[error(
-        "file truncated: {what} at byte {offset} needs {need} bytes but only {remaining} remain"
-    )]
-    Truncated {
-        what: String,
-        offset: u64,
-        need: u64,
-        remaining: u64,
-    },
-    #[error(
-        "not a GGUF file: magic bytes are {found:02x?} ({}), expected \"GGUF\"",
-        String::from_utf8_lossy(found)
-    )]
+    #[error("file truncated: {what} at byte {offset} needs {need} bytes but only {remaining} remain")]
+    Truncated { what: String, offset: u64, need: u64, remaining: u64 },
+    #[error("not a GGUF file: magic bytes are {found:02x?} ({}), expected \"GGUF\"", String::from_utf8_lossy(found))]
     BadMagic { found: [u8; 4] },
     #[error("unsupported GGUF version {version}: {reason}")]
     Version { version: u32, reason: &'static str },
     #[error("implausible {what} count {count}: the remaining {remaining} bytes can hold at most {max} (truncated or corrupt file)")]
-    ImplausibleCount {
-        what: &'static str,
-        count: u64,
-        remaining: u64,
-        max: u64,
-    },
+    ImplausibleCount { what: &'static str, count: u64, remaining: u64, max: u64 },
     #[error("{what}: string length {len} exceeds the {remaining} bytes left in the file")]
-    StringPastEof {
-        what: String,
-        len: u64,
-        remaining: u64,
-    },
+    StringPastEof { what: String, len: u64, remaining: u64 },
     #[error("{what}: string length {len} exceeds the limit of {max} bytes")]
     StringTooLong { what: String, len: u64, max: u64 },
     #[error("{what}: string is not valid UTF-8")]
@@ -85,12 +66,7 @@ pub enum HeaderError {
     #[error("metadata key '{key}' is a nested array, which GGUF loaders refuse")]
     NestedArray { key: String },
     #[error("metadata key '{key}': array of {len} elements needs at least {need} bytes but only {remaining} remain")]
-    ArrayPastEof {
-        key: String,
-        len: u64,
-        need: u64,
-        remaining: u64,
-    },
+    ArrayPastEof { key: String, len: u64, need: u64, remaining: u64 },
     #[error("metadata key '{key}': bool value byte is {byte}, expected 0 or 1")]
     BadBool { key: String, byte: u8 },
     #[error("general.alignment must be a u32, found {found}")]
@@ -100,62 +76,31 @@ pub enum HeaderError {
     #[error("duplicate tensor name '{name}'")]
     DuplicateTensor { name: String },
     #[error("tensor name '{name}' is {len} bytes, the limit is {max}")]
-    TensorNameTooLong {
-        name: String,
-        len: usize,
-        max: usize,
-    },
+    TensorNameTooLong { name: String, len: usize, max: usize },
     #[error("tensor '{name}' has {n_dims} dimensions, expected 1 to 4")]
     BadDimCount { name: String, n_dims: u32 },
     #[error("tensor '{name}' dimension {index} is {value}, expected 1 to 2^63-1")]
-    BadDim {
-        name: String,
-        index: usize,
-        value: u64,
-    },
+    BadDim { name: String, index: usize, value: u64 },
     #[error("tensor '{name}' shape {dims:?} has more elements than fit in 63 bits")]
     ElementOverflow { name: String, dims: Vec<u64> },
     #[error("tensor '{name}' has unknown ggml type {type_id}")]
     UnknownType { name: String, type_id: u32 },
     #[error("tensor '{name}' uses ggml type {type_id}, whose support was removed from GGUF files")]
     RemovedType { name: String, type_id: u32 },
-    #[error("tensor '{name}' of type {type_name} has rows of {row} elements, not a multiple of the block size {block}")]
-    RowNotBlockMultiple {
-        name: String,
-        type_name: &'static str,
-        row: u64,
-        block: u64,
-    },
+    #[error(
+        "tensor '{name}' of type {type_name} has rows of {row} elements, not a multiple of the block size {block}"
+    )]
+    RowNotBlockMultiple { name: String, type_name: &'static str, row: u64, block: u64 },
     #[error("tensor '{name}' byte size overflows")]
     SizeOverflow { name: String },
     #[error("tensor '{name}' offset {offset} is not a multiple of the alignment {alignment}")]
-    MisalignedOffset {
-        name: String,
-        offset: u64,
-        alignment: u64,
-    },
-    #[error(
-        "tensor '{name}' at offset {offset} overlaps the previous tensor, which ends at {expected}"
-    )]
-    TensorOverlap {
-        name: String,
-        offset: u64,
-        expected: u64,
-    },
-    #[error(
-        "tensor '{name}' at offset {offset} leaves a gap: llama.cpp requires it at {expected}"
-    )]
-    TensorGap {
-        name: String,
-        offset: u64,
-        expected: u64,
-    },
+    MisalignedOffset { name: String, offset: u64, alignment: u64 },
+    #[error("tensor '{name}' at offset {offset} overlaps the previous tensor, which ends at {expected}")]
+    TensorOverlap { name: String, offset: u64, expected: u64 },
+    #[error("tensor '{name}' at offset {offset} leaves a gap: llama.cpp requires it at {expected}")]
+    TensorGap { name: String, offset: u64, expected: u64 },
     #[error("tensor '{name}' data ends at byte {end}, past the end of the {file_size}-byte file")]
-    TensorPastEof {
-        name: String,
-        end: u64,
-        file_size: u64,
-    },
+    TensorPastEof { name: String, end: u64, file_size: u64 },
     #[error("tensor data section starts at byte {data_offset}, past the end of the {file_size}-byte file")]
     DataPastEof { data_offset: u64, file_size: u64 },
 }
@@ -166,19 +111,11 @@ pub enum ModelError {
     #[error("required metadata key '{key}' is missing")]
     MissingKey { key: String },
     #[error("metadata key '{key}' has type {found}, expected {expected}")]
-    WrongType {
-        key: String,
-        expected: &'static str,
-        found: String,
-    },
+    WrongType { key: String, expected: &'static str, found: String },
     #[error("general.architecture = '{arch}' is not an architecture this llama.cpp supports")]
     UnknownArch { arch: String },
     #[error("{key} = {value}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { key: String, value: String, reason: String },
 }
 
 /// A metadata override string is malformed.
@@ -191,10 +128,5 @@ pub enum OverrideError {
     #[error("override '{key}': unknown type '{ty}', expected int, float, bool or str")]
     UnknownType { key: String, ty: String },
     #[error("override '{key}': value '{value}' is not a valid {ty}: {reason}")]
-    BadValue {
-        key: String,
-        ty: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    BadValue { key: String, ty: &'static str, value: String, reason: &'static str },
 }

@@ -42,40 +42,20 @@ fn edited(name: &str, edit: impl FnOnce(&mut GgufWriter)) -> Variant {
 }
 
 fn kv_pos(layout: &Layout, key: &str) -> (usize, usize, usize) {
-    layout
-        .kvs
-        .iter()
-        .find(|k| k.key == key)
-        .map_or((0, 0, 0), |k| (k.start, k.type_pos, k.value_pos))
+    layout.kvs.iter().find(|k| k.key == key).map_or((0, 0, 0), |k| (k.start, k.type_pos, k.value_pos))
 }
 
 fn header_variants(out: &mut Vec<Variant>) {
     let (b, l) = base().to_bytes_with_layout();
     for magic in [b"GGUG", b"\0\0\0\0", b"GGML", b"FUGG", b"gguf"] {
-        out.push(patched(
-            &format!("magic-{}", String::from_utf8_lossy(magic).escape_debug()),
-            &b,
-            0,
-            magic,
-        ));
+        out.push(patched(&format!("magic-{}", String::from_utf8_lossy(magic).escape_debug()), &b, 0, magic));
     }
     for v in [0u32, 1, 4, 5, 0x0300_0000, u32::MAX] {
         out.push(patched(&format!("version-{v}"), &b, 4, &v.to_le_bytes()));
     }
     let n_tensors = l.tensors.len() as u64;
-    for n in [
-        1u64 << 63,
-        u64::MAX,
-        1 << 32,
-        n_tensors + 1,
-        n_tensors + 1000,
-    ] {
-        out.push(patched(
-            &format!("tensor-count-{n}"),
-            &b,
-            8,
-            &n.to_le_bytes(),
-        ));
+    for n in [1u64 << 63, u64::MAX, 1 << 32, n_tensors + 1, n_tensors + 1000] {
+        out.push(patched(&format!("tensor-count-{n}"), &b, 8, &n.to_le_bytes()));
     }
     for n in [1u64 << 63, u64::MAX, 1 << 40, l.kvs.len() as u64 + 1000] {
         out.push(patched(&format!("kv-count-{n}"), &b, 16, &n.to_le_bytes()));
@@ -95,74 +75,29 @@ fn string_variants(out: &mut Vec<Variant>, b: &[u8], l: &Layout) {
     let size = b.len() as u64;
     let (arch_start, _, _) = kv_pos(l, "general.architecture");
     for len in [size + 1, u64::MAX, 1 << 63, (64 << 20) + 1] {
-        out.push(patched(
-            &format!("key-length-{len}"),
-            b,
-            arch_start,
-            &len.to_le_bytes(),
-        ));
+        out.push(patched(&format!("key-length-{len}"), b, arch_start, &len.to_le_bytes()));
     }
     let (_, _, name_val) = kv_pos(l, "general.name");
-    out.push(patched(
-        "value-string-length-max",
-        b,
-        name_val,
-        &u64::MAX.to_le_bytes(),
-    ));
-    out.push(patched(
-        "value-string-length-past-eof",
-        b,
-        name_val,
-        &size.to_le_bytes(),
-    ));
+    out.push(patched("value-string-length-max", b, name_val, &u64::MAX.to_le_bytes()));
+    out.push(patched("value-string-length-past-eof", b, name_val, &size.to_le_bytes()));
     out.push(patched("key-invalid-utf8", b, arch_start + 8, &[0xff]));
-    out.push(patched(
-        "value-invalid-utf8",
-        b,
-        name_val + 8,
-        &[0xc3, 0x28],
-    ));
+    out.push(patched("value-invalid-utf8", b, name_val + 8, &[0xc3, 0x28]));
     if let Some(t) = l.tensors.get(1) {
-        out.push(patched(
-            "tensor-name-length-max",
-            b,
-            t.start,
-            &u64::MAX.to_le_bytes(),
-        ));
-        out.push(patched(
-            "tensor-name-past-eof",
-            b,
-            t.start,
-            &size.to_le_bytes(),
-        ));
+        out.push(patched("tensor-name-length-max", b, t.start, &u64::MAX.to_le_bytes()));
+        out.push(patched("tensor-name-past-eof", b, t.start, &size.to_le_bytes()));
     }
 }
 
 fn value_type_variants(out: &mut Vec<Variant>, b: &[u8], l: &Layout) {
     let (_, name_type, _) = kv_pos(l, "general.name");
     for t in [13u32, 99, u32::MAX] {
-        out.push(patched(
-            &format!("value-type-{t}"),
-            b,
-            name_type,
-            &t.to_le_bytes(),
-        ));
+        out.push(patched(&format!("value-type-{t}"), b, name_type, &t.to_le_bytes()));
     }
     let (_, _, tokens) = kv_pos(l, "tokenizer.ggml.tokens");
     out.push(patched("nested-array", b, tokens, &9u32.to_le_bytes()));
-    out.push(patched(
-        "array-elem-type-13",
-        b,
-        tokens,
-        &13u32.to_le_bytes(),
-    ));
+    out.push(patched("array-elem-type-13", b, tokens, &13u32.to_le_bytes()));
     for n in [u64::MAX, 1 << 62, 1_000_000] {
-        out.push(patched(
-            &format!("array-length-{n}"),
-            b,
-            tokens + 4,
-            &n.to_le_bytes(),
-        ));
+        out.push(patched(&format!("array-length-{n}"), b, tokens + 4, &n.to_le_bytes()));
     }
     let (_, _, add_bos) = kv_pos(l, "tokenizer.ggml.add_bos_token");
     out.push(patched("bool-byte-2", b, add_bos, &[2]));
@@ -174,12 +109,7 @@ fn alignment_variants(out: &mut Vec<Variant>) {
     let (b, l) = w.to_bytes_with_layout();
     let (_, _, pos) = kv_pos(&l, "general.alignment");
     for a in [0u32, 3, 6, 48, 64, 1 << 31] {
-        out.push(patched(
-            &format!("alignment-{a}"),
-            &b,
-            pos,
-            &a.to_le_bytes(),
-        ));
+        out.push(patched(&format!("alignment-{a}"), &b, pos, &a.to_le_bytes()));
     }
     out.push(edited("alignment-as-u64", |w| {
         w.set("general.alignment", Value::U64(32));
@@ -192,12 +122,7 @@ fn tensor_variants(out: &mut Vec<Variant>) {
         return;
     };
     for n in [0u32, 5, u32::MAX] {
-        out.push(patched(
-            &format!("n-dims-{n}"),
-            &b,
-            t.n_dims_pos,
-            &n.to_le_bytes(),
-        ));
+        out.push(patched(&format!("n-dims-{n}"), &b, t.n_dims_pos, &n.to_le_bytes()));
     }
     out.push(patched("dim-zero", &b, t.dims_pos, &0u64.to_le_bytes()));
     out.push(patched("dim-max", &b, t.dims_pos, &u64::MAX.to_le_bytes()));
@@ -213,25 +138,10 @@ fn tensor_variants(out: &mut Vec<Variant>) {
         out.push(patched("byte-size-2^63", &b, t2.dims_pos, &dims));
     }
     for ty in [43u32, 100, u32::MAX, 4, 5, 31, 36] {
-        out.push(patched(
-            &format!("ggml-type-{ty}"),
-            &b,
-            t.type_pos,
-            &ty.to_le_bytes(),
-        ));
+        out.push(patched(&format!("ggml-type-{ty}"), &b, t.type_pos, &ty.to_le_bytes()));
     }
-    out.push(patched(
-        "row-not-block-multiple",
-        &b,
-        t.type_pos,
-        &12u32.to_le_bytes(),
-    ));
-    out.push(patched(
-        "type-changes-size",
-        &b,
-        t.type_pos,
-        &1u32.to_le_bytes(),
-    ));
+    out.push(patched("row-not-block-multiple", &b, t.type_pos, &12u32.to_le_bytes()));
+    out.push(patched("type-changes-size", &b, t.type_pos, &1u32.to_le_bytes()));
     offset_variants(out, &b, &l);
     out.push(edited("tensor-name-too-long", |w| {
         w.rename_tensor("output.weight", &"x".repeat(100));
@@ -245,11 +155,7 @@ fn offset_variants(out: &mut Vec<Variant>, b: &[u8], l: &Layout) {
     let Some(t) = l.tensors.get(2) else {
         return;
     };
-    let read = |pos: usize| {
-        b.get(pos..pos + 8)
-            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
+    let read = |pos: usize| b.get(pos..pos + 8).and_then(|s| <[u8; 8]>::try_from(s).ok()).map_or(0, u64::from_le_bytes);
     let off = read(t.offset_pos);
     let size = b.len() as u64;
     let cases = [
@@ -267,23 +173,11 @@ fn offset_variants(out: &mut Vec<Variant>, b: &[u8], l: &Layout) {
 
 fn truncations(out: &mut Vec<Variant>) {
     let (b, l) = base().to_bytes_with_layout();
-    let mut cuts = vec![
-        0,
-        3,
-        7,
-        15,
-        23,
-        l.data_offset,
-        l.data_offset + 10,
-        b.len() - 1,
-    ];
+    let mut cuts = vec![0, 3, 7, 15, 23, l.data_offset, l.data_offset + 10, b.len() - 1];
     cuts.extend(l.kvs.iter().map(|k| k.value_pos + 1).step_by(5));
     cuts.extend(l.tensors.iter().map(|t| t.type_pos).step_by(4));
     for cut in cuts {
-        out.push((
-            format!("truncated-at-{cut}"),
-            b.get(..cut).unwrap_or(&[]).to_vec(),
-        ));
+        out.push((format!("truncated-at-{cut}"), b.get(..cut).unwrap_or(&[]).to_vec()));
     }
 }
 
@@ -295,22 +189,10 @@ fn set(name: &str, key: &str, value: Value) -> Variant {
 
 fn hparam_variants(out: &mut Vec<Variant>) {
     for n in [0u32, 1, 3, 513, 1_000_000_000] {
-        out.push(set(
-            &format!("block-count-{n}"),
-            "llama.block_count",
-            Value::U32(n),
-        ));
+        out.push(set(&format!("block-count-{n}"), "llama.block_count", Value::U32(n)));
     }
-    out.push(set(
-        "block-count-string",
-        "llama.block_count",
-        Value::String("2".into()),
-    ));
-    out.push(set(
-        "block-count-negative",
-        "llama.block_count",
-        Value::I32(-2),
-    ));
+    out.push(set("block-count-string", "llama.block_count", Value::String("2".into())));
+    out.push(set("block-count-negative", "llama.block_count", Value::I32(-2)));
     out.push(edited("block-count-missing", |w| {
         w.remove("llama.block_count");
     }));
@@ -318,51 +200,19 @@ fn hparam_variants(out: &mut Vec<Variant>) {
         let name = format!("head-count-kv-{n}");
         out.push(set(&name, "llama.attention.head_count_kv", Value::U32(n)));
     }
-    out.push(set(
-        "head-count-0",
-        "llama.attention.head_count",
-        Value::U32(0),
-    ));
-    out.push(set(
-        "head-count-1e9",
-        "llama.attention.head_count",
-        Value::U32(1_000_000_000),
-    ));
-    out.push(set(
-        "head-count-array-len",
-        "llama.attention.head_count",
-        Value::Array(Array::U32(vec![4; 3])),
-    ));
+    out.push(set("head-count-0", "llama.attention.head_count", Value::U32(0)));
+    out.push(set("head-count-1e9", "llama.attention.head_count", Value::U32(1_000_000_000)));
+    out.push(set("head-count-array-len", "llama.attention.head_count", Value::Array(Array::U32(vec![4; 3]))));
     for n in [0u64, 32, 1_000_000_000_000] {
-        out.push(set(
-            &format!("embedding-length-{n}"),
-            "llama.embedding_length",
-            Value::U64(n),
-        ));
+        out.push(set(&format!("embedding-length-{n}"), "llama.embedding_length", Value::U64(n)));
     }
     for n in [0u64, 1 << 40] {
-        out.push(set(
-            &format!("context-length-{n}"),
-            "llama.context_length",
-            Value::U64(n),
-        ));
+        out.push(set(&format!("context-length-{n}"), "llama.context_length", Value::U64(n)));
     }
-    out.push(set(
-        "ffn-length-2^40",
-        "llama.feed_forward_length",
-        Value::U64(1 << 40),
-    ));
-    out.push(set(
-        "vocab-size-mismatch",
-        "llama.vocab_size",
-        Value::U32(1000),
-    ));
+    out.push(set("ffn-length-2^40", "llama.feed_forward_length", Value::U64(1 << 40)));
+    out.push(set("vocab-size-mismatch", "llama.vocab_size", Value::U32(1000)));
     for arch in ["llama5", "", "clip", "LLAMA"] {
-        out.push(set(
-            &format!("arch-{arch:?}"),
-            "general.architecture",
-            Value::String(arch.into()),
-        ));
+        out.push(set(&format!("arch-{arch:?}"), "general.architecture", Value::String(arch.into())));
     }
     out.push(set("arch-int", "general.architecture", Value::U32(1)));
     out.push(edited("arch-missing", |w| {
@@ -372,23 +222,14 @@ fn hparam_variants(out: &mut Vec<Variant>) {
 
 fn moe(name: &str, count: Value, used: Value) -> Variant {
     edited(name, |w| {
-        w.set("llama.expert_count", count)
-            .set("llama.expert_used_count", used);
+        w.set("llama.expert_count", count).set("llama.expert_used_count", used);
     })
 }
 
 fn moe_variants(out: &mut Vec<Variant>) {
     out.push(moe("expert-count-0-used-2", Value::U32(0), Value::U32(2)));
-    out.push(moe(
-        "expert-count-1e6",
-        Value::U32(1_000_000),
-        Value::U32(2),
-    ));
-    out.push(moe(
-        "expert-count-u32-max",
-        Value::U32(u32::MAX),
-        Value::U32(2),
-    ));
+    out.push(moe("expert-count-1e6", Value::U32(1_000_000), Value::U32(2)));
+    out.push(moe("expert-count-u32-max", Value::U32(u32::MAX), Value::U32(2)));
     out.push(moe("expert-used-0", Value::U32(4), Value::U32(0)));
     out.push(moe("expert-used-gt-count", Value::U32(4), Value::U32(8)));
     out.push(moe("expert-used-negative", Value::U32(4), Value::I32(-1)));
@@ -396,13 +237,11 @@ fn moe_variants(out: &mut Vec<Variant>) {
         w.set("llama.expert_used_count", Value::U32(2));
     }));
     out.push(edited("expert-tensor-shape", |w| {
-        w.set("llama.expert_count", Value::U32(4))
-            .set("llama.expert_used_count", Value::U32(2))
-            .add_f32(
-                "blk.0.ffn_gate_exps.weight",
-                &[64, 128, 3],
-                &vec![0.0; 64 * 128 * 3],
-            );
+        w.set("llama.expert_count", Value::U32(4)).set("llama.expert_used_count", Value::U32(2)).add_f32(
+            "blk.0.ffn_gate_exps.weight",
+            &[64, 128, 3],
+            &vec![0.0; 64 * 128 * 3],
+        );
     }));
     out.push(edited("expert-groups-ge-count", |w| {
         w.set("llama.expert_count", Value::U32(4))
@@ -413,27 +252,15 @@ fn moe_variants(out: &mut Vec<Variant>) {
 
 fn float_variants(out: &mut Vec<Variant>) {
     let eps = "llama.attention.layer_norm_rms_epsilon";
-    for (name, v) in [
-        ("nan", f32::NAN),
-        ("inf", f32::INFINITY),
-        ("neg-inf", f32::NEG_INFINITY),
-        ("negative", -1e-5),
-        ("zero", 0.0),
-    ] {
+    for (name, v) in
+        [("nan", f32::NAN), ("inf", f32::INFINITY), ("neg-inf", f32::NEG_INFINITY), ("negative", -1e-5), ("zero", 0.0)]
+    {
         out.push(set(&format!("rms-eps-{name}"), eps, Value::F32(v)));
     }
     for (name, v) in [("nan", f32::NAN), ("zero", 0.0), ("negative", -1.0)] {
-        out.push(set(
-            &format!("rope-freq-base-{name}"),
-            "llama.rope.freq_base",
-            Value::F32(v),
-        ));
+        out.push(set(&format!("rope-freq-base-{name}"), "llama.rope.freq_base", Value::F32(v)));
     }
-    out.push(set(
-        "rope-scale-inf",
-        "llama.rope.scale_linear",
-        Value::F64(f64::INFINITY),
-    ));
+    out.push(set("rope-scale-inf", "llama.rope.scale_linear", Value::F64(f64::INFINITY)));
     out.push(set("rms-eps-string", eps, Value::String("1e-5".into())));
 }
 
@@ -466,81 +293,34 @@ fn token_list_variants(out: &mut Vec<Variant>) {
     let key = "tokenizer.ggml.tokens";
     let dup = tokens_with(|t| set_index(t, 10, "a".to_string()));
     out.push(set("duplicate-token", key, dup));
-    out.push(set(
-        "token-with-nul",
-        key,
-        tokens_with(|t| set_index(t, 20, "a\0b".to_string())),
-    ));
-    out.push(set(
-        "empty-token",
-        key,
-        tokens_with(|t| set_index(t, 30, String::new())),
-    ));
-    out.push(set(
-        "tokens-empty",
-        key,
-        Value::Array(Array::String(Vec::new())),
-    ));
-    out.push(set(
-        "tokens-wrong-type",
-        key,
-        Value::Array(Array::U32(vec![1, 2, 3])),
-    ));
+    out.push(set("token-with-nul", key, tokens_with(|t| set_index(t, 20, "a\0b".to_string()))));
+    out.push(set("empty-token", key, tokens_with(|t| set_index(t, 30, String::new()))));
+    out.push(set("tokens-empty", key, Value::Array(Array::String(Vec::new()))));
+    out.push(set("tokens-wrong-type", key, Value::Array(Array::U32(vec![1, 2, 3]))));
     out.push(set("tokens-scalar", key, Value::String("a".into())));
     out.push(edited("tokens-missing", |w| {
         w.remove(key);
     }));
-    out.push(set(
-        "tokenizer-model-unknown",
-        "tokenizer.ggml.model",
-        Value::String("sentencepiece".into()),
-    ));
+    out.push(set("tokenizer-model-unknown", "tokenizer.ggml.model", Value::String("sentencepiece".into())));
     out.push(edited("tokenizer-model-missing", |w| {
         w.remove("tokenizer.ggml.model");
     }));
-    out.push(set(
-        "scores-short",
-        "tokenizer.ggml.scores",
-        Value::Array(Array::F32(vec![0.0; 10])),
-    ));
-    out.push(set(
-        "scores-wrong-type",
-        "tokenizer.ggml.scores",
-        Value::Array(Array::String(vec!["0".into()])),
-    ));
+    out.push(set("scores-short", "tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0; 10]))));
+    out.push(set("scores-wrong-type", "tokenizer.ggml.scores", Value::Array(Array::String(vec!["0".into()]))));
 }
 
 fn token_type_variants(out: &mut Vec<Variant>) {
     let key = "tokenizer.ggml.token_type";
     for ty in [7, -1, 1000] {
-        out.push(set(
-            &format!("token-type-{ty}"),
-            key,
-            types_with(|t| set_index(t, 5, ty)),
-        ));
+        out.push(set(&format!("token-type-{ty}"), key, types_with(|t| set_index(t, 5, ty))));
     }
-    out.push(set(
-        "token-type-short",
-        key,
-        types_with(|t| t.truncate(100)),
-    ));
-    out.push(set(
-        "token-type-wrong-elem",
-        key,
-        Value::Array(Array::U8(vec![1; 300])),
-    ));
-    out.push(set(
-        "byte-token-not-hex-form",
-        key,
-        types_with(|t| set_index(t, 0, 6)),
-    ));
+    out.push(set("token-type-short", key, types_with(|t| t.truncate(100))));
+    out.push(set("token-type-wrong-elem", key, Value::Array(Array::U8(vec![1; 300]))));
+    out.push(set("byte-token-not-hex-form", key, types_with(|t| set_index(t, 0, 6))));
     for (name, text) in [("zz", "<0xZZ>"), ("short", "<0x4>"), ("long", "<0x41>>")] {
         out.push(edited(&format!("byte-token-{name}"), |w| {
-            w.set(
-                "tokenizer.ggml.tokens",
-                tokens_with(|t| set_index(t, 0, text.to_string())),
-            )
-            .set(key, types_with(|t| set_index(t, 0, 6)));
+            w.set("tokenizer.ggml.tokens", tokens_with(|t| set_index(t, 0, text.to_string())))
+                .set(key, types_with(|t| set_index(t, 0, 6)));
         }));
     }
 }
@@ -555,36 +335,19 @@ fn special_id_variants(out: &mut Vec<Variant>) {
         ("unknown-string", "unknown", Value::String("0".into())),
     ];
     for (name, which, v) in cases {
-        out.push(set(
-            &format!("special-{name}"),
-            &format!("tokenizer.ggml.{which}_token_id"),
-            v,
-        ));
+        out.push(set(&format!("special-{name}"), &format!("tokenizer.ggml.{which}_token_id"), v));
     }
 }
 
 fn merge_variants(out: &mut Vec<Variant>) {
     let key = "tokenizer.ggml.merges";
-    for (name, m) in [
-        ("no-space", "ab"),
-        ("leading-space", " a"),
-        ("trailing-space", "a "),
-        ("empty", ""),
-    ] {
+    for (name, m) in [("no-space", "ab"), ("leading-space", " a"), ("trailing-space", "a "), ("empty", "")] {
         let mut merges = crate::writer::tiny_vocab().merges;
         set_index(&mut merges, 3, m.to_string());
-        out.push(set(
-            &format!("merge-{name}"),
-            key,
-            Value::Array(Array::String(merges)),
-        ));
+        out.push(set(&format!("merge-{name}"), key, Value::Array(Array::String(merges))));
     }
     out.push(edited("merges-missing", |w| {
         w.remove(key);
     }));
-    out.push(set(
-        "merges-wrong-type",
-        key,
-        Value::Array(Array::I32(vec![1])),
-    ));
+    out.push(set("merges-wrong-type", key, Value::Array(Array::I32(vec![1]))));
 }

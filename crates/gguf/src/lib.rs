@@ -67,10 +67,7 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Element count; the reader has already proven this fits in 63 bits.
     pub fn n_elements(&self) -> u64 {
-        self.dims
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .unwrap_or(u64::MAX)
+        self.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).unwrap_or(u64::MAX)
     }
 }
 
@@ -126,17 +123,13 @@ impl GgufFile {
 
     /// Total elements over all tensors.
     pub fn param_count(&self) -> u64 {
-        self.tensors
-            .iter()
-            .fold(0u64, |acc, t| acc.saturating_add(t.n_elements()))
+        self.tensors.iter().fold(0u64, |acc, t| acc.saturating_add(t.n_elements()))
     }
 
     /// llama.cpp's name for `general.file_type` (e.g. "Q4_K_M"), falling back
     /// to the most common type among the weight matrices.
     pub fn quant_label(&self) -> String {
-        let named = self
-            .get_u64("general.file_type")
-            .and_then(types::ftype_name);
+        let named = self.get_u64("general.file_type").and_then(types::ftype_name);
         match named {
             Some(n) => n.to_string(),
             None => self.dominant_type().unwrap_or("unknown").to_string(),
@@ -146,20 +139,12 @@ impl GgufFile {
     fn dominant_type(&self) -> Option<&'static str> {
         // Norms and biases are 1-D and usually F32 regardless of the
         // quantisation, so count matrices when there are any.
-        let matrices: Vec<&TensorInfo> =
-            self.tensors.iter().filter(|t| t.dims.len() >= 2).collect();
-        let pool: Vec<&TensorInfo> = if matrices.is_empty() {
-            self.tensors.iter().collect()
-        } else {
-            matrices
-        };
+        let matrices: Vec<&TensorInfo> = self.tensors.iter().filter(|t| t.dims.len() >= 2).collect();
+        let pool: Vec<&TensorInfo> = if matrices.is_empty() { self.tensors.iter().collect() } else { matrices };
         let mut counts: BTreeMap<GgmlType, usize> = BTreeMap::new();
         for t in pool {
             *counts.entry(t.ggml_type).or_insert(0) += 1;
         }
-        counts
-            .into_iter()
-            .max_by_key(|&(t, n)| (n, std::cmp::Reverse(t)))
-            .map(|(t, _)| t.name())
+        counts.into_iter().max_by_key(|&(t, n)| (n, std::cmp::Reverse(t))).map(|(t, _)| t.name())
     }
 }

@@ -38,17 +38,12 @@ impl OverrideValue {
 impl MetaOverride {
     /// Parses `key=int:4`, `key=float:0.5`, `key=bool:true` or `key=str:text`.
     pub fn parse(input: &str) -> Result<MetaOverride, OverrideError> {
-        let syntax = || OverrideError::Syntax {
-            input: input.to_string(),
-        };
+        let syntax = || OverrideError::Syntax { input: input.to_string() };
         let (key, rest) = input.split_once('=').ok_or_else(syntax)?;
         let (ty, raw) = rest.split_once(':').ok_or_else(syntax)?;
         check_key(key)?;
         let value = parse_value(key, ty, raw)?;
-        Ok(MetaOverride {
-            key: key.to_string(),
-            value,
-        })
+        Ok(MetaOverride { key: key.to_string(), value })
     }
 }
 
@@ -62,10 +57,7 @@ fn check_key(key: &str) -> Result<(), OverrideError> {
     } else {
         return Ok(());
     };
-    Err(OverrideError::BadKey {
-        key: key.to_string(),
-        reason,
-    })
+    Err(OverrideError::BadKey { key: key.to_string(), reason })
 }
 
 fn parse_value(key: &str, ty: &str, raw: &str) -> Result<OverrideValue, OverrideError> {
@@ -76,10 +68,7 @@ fn parse_value(key: &str, ty: &str, raw: &str) -> Result<OverrideValue, Override
         reason,
     };
     match ty {
-        "int" => raw
-            .parse()
-            .map(OverrideValue::Int)
-            .map_err(|_| bad("int", "expected a 64-bit signed integer")),
+        "int" => raw.parse().map(OverrideValue::Int).map_err(|_| bad("int", "expected a 64-bit signed integer")),
         "float" => match raw.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(OverrideValue::Float(v)),
             _ => Err(bad("float", "expected a finite number")),
@@ -90,10 +79,7 @@ fn parse_value(key: &str, ty: &str, raw: &str) -> Result<OverrideValue, Override
             _ => Err(bad("bool", "expected true or false")),
         },
         "str" => parse_str(raw).map_err(|reason| bad("str", reason)),
-        _ => Err(OverrideError::UnknownType {
-            key: key.to_string(),
-            ty: ty.to_string(),
-        }),
+        _ => Err(OverrideError::UnknownType { key: key.to_string(), ty: ty.to_string() }),
     }
 }
 

@@ -31,43 +31,26 @@ type Result<T> = std::result::Result<T, HeaderError>;
 pub fn read_file(path: &Path) -> std::result::Result<GgufFile, GgufError> {
     let file = File::open(path).map_err(|e| open_error(path, e))?;
     let size = file.metadata().map_err(|e| open_error(path, e))?.len();
-    parse_header(file, size).map_err(|source| GgufError::InFile {
-        path: path.to_path_buf(),
-        source,
-    })
+    parse_header(file, size).map_err(|source| GgufError::InFile { path: path.to_path_buf(), source })
 }
 
 fn open_error(path: &Path, source: io::Error) -> GgufError {
     if source.kind() == io::ErrorKind::NotFound {
-        GgufError::NotFound {
-            path: path.to_path_buf(),
-        }
+        GgufError::NotFound { path: path.to_path_buf() }
     } else {
-        GgufError::Open {
-            path: path.to_path_buf(),
-            source,
-        }
+        GgufError::Open { path: path.to_path_buf(), source }
     }
 }
 
 /// Parses a GGUF header from `reader`, trusting `file_size` as the total
 /// length. Only the header is read; tensor data is never touched.
-pub fn parse<R: Read + Seek>(
-    reader: R,
-    file_size: u64,
-) -> std::result::Result<GgufFile, GgufError> {
+pub fn parse<R: Read + Seek>(reader: R, file_size: u64) -> std::result::Result<GgufFile, GgufError> {
     parse_header(reader, file_size).map_err(GgufError::from)
 }
 
 fn parse_header<R: Read + Seek>(mut reader: R, file_size: u64) -> Result<GgufFile> {
-    reader
-        .seek(SeekFrom::Start(0))
-        .map_err(|source| HeaderError::Io { offset: 0, source })?;
-    let mut src = Src {
-        r: BufReader::new(reader),
-        pos: 0,
-        size: file_size,
-    };
+    reader.seek(SeekFrom::Start(0)).map_err(|source| HeaderError::Io { offset: 0, source })?;
+    let mut src = Src { r: BufReader::new(reader), pos: 0, size: file_size };
     let version = read_preamble(&mut src)?;
     let (n_tensors, n_kv) = read_counts(&mut src)?;
     let metadata = read_metadata(&mut src, n_kv)?;
@@ -75,14 +58,7 @@ fn parse_header<R: Read + Seek>(mut reader: R, file_size: u64) -> Result<GgufFil
     let alignment = alignment_of(&metadata)?;
     let data_offset = data_start(src.pos, alignment, !raw.is_empty(), file_size)?;
     let tensors = place_tensors(raw, data_offset, alignment, file_size)?;
-    Ok(GgufFile {
-        version,
-        metadata,
-        tensors,
-        data_offset,
-        file_size,
-        alignment,
-    })
+    Ok(GgufFile { version, metadata, tensors, data_offset, file_size, alignment })
 }
 
 /// Position-tracking reader bounded by the declared file size.
@@ -119,16 +95,10 @@ impl<R: Read> Src<R> {
             }
             // The declared size promised these bytes; a short read means the
             // file shrank or the caller lied, which is still truncation.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(HeaderError::Truncated {
-                what: what.to_string(),
-                offset: self.pos,
-                need: n,
-                remaining: 0,
-            }),
-            Err(source) => Err(HeaderError::Io {
-                offset: self.pos,
-                source,
-            }),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(HeaderError::Truncated { what: what.to_string(), offset: self.pos, need: n, remaining: 0 })
+            }
+            Err(source) => Err(HeaderError::Io { offset: self.pos, source }),
         }
     }
 
@@ -163,23 +133,13 @@ impl<R: Read> Src<R> {
     fn string(&mut self, what: &str) -> Result<String> {
         let len = self.u64(what)?;
         if len > self.remaining() {
-            return Err(HeaderError::StringPastEof {
-                what: what.to_string(),
-                len,
-                remaining: self.remaining(),
-            });
+            return Err(HeaderError::StringPastEof { what: what.to_string(), len, remaining: self.remaining() });
         }
         if len > MAX_STRING_LEN {
-            return Err(HeaderError::StringTooLong {
-                what: what.to_string(),
-                len,
-                max: MAX_STRING_LEN,
-            });
+            return Err(HeaderError::StringTooLong { what: what.to_string(), len, max: MAX_STRING_LEN });
         }
         let buf = self.bytes(len, what)?;
-        String::from_utf8(buf).map_err(|_| HeaderError::InvalidUtf8 {
-            what: what.to_string(),
-        })
+        String::from_utf8(buf).map_err(|_| HeaderError::InvalidUtf8 { what: what.to_string() })
     }
 }
 
@@ -206,10 +166,9 @@ fn read_counts<R: Read>(src: &mut Src<R>) -> Result<(u64, u64)> {
     plausible("tensor", n_tensors, remaining, MIN_TENSOR_BYTES)?;
     plausible("metadata key-value", n_kv, remaining, MIN_KV_BYTES)?;
     // Both tables share the same bytes, so their minimum sizes must fit together.
-    let total = n_tensors.checked_mul(MIN_TENSOR_BYTES).and_then(|t| {
-        n_kv.checked_mul(MIN_KV_BYTES)
-            .and_then(|k| k.checked_add(t))
-    });
+    let total = n_tensors
+        .checked_mul(MIN_TENSOR_BYTES)
+        .and_then(|t| n_kv.checked_mul(MIN_KV_BYTES).and_then(|k| k.checked_add(t)));
     match total {
         Some(t) if t <= remaining => Ok((n_tensors, n_kv)),
         _ => Err(HeaderError::ImplausibleCount {
@@ -224,12 +183,7 @@ fn read_counts<R: Read>(src: &mut Src<R>) -> Result<(u64, u64)> {
 fn plausible(what: &'static str, count: u64, remaining: u64, min_each: u64) -> Result<()> {
     let max = remaining / min_each;
     if count > max {
-        return Err(HeaderError::ImplausibleCount {
-            what,
-            count,
-            remaining,
-            max,
-        });
+        return Err(HeaderError::ImplausibleCount { what, count, remaining, max });
     }
     Ok(())
 }
@@ -245,11 +199,8 @@ fn read_metadata<R: Read>(src: &mut Src<R>, n_kv: u64) -> Result<BTreeMap<String
             return Err(HeaderError::DuplicateKey { key });
         }
         let type_id = src.u32(&key)?;
-        let value = if type_id == tag::ARRAY {
-            Value::Array(read_array(src, &key)?)
-        } else {
-            read_scalar(src, &key, type_id)?
-        };
+        let value =
+            if type_id == tag::ARRAY { Value::Array(read_array(src, &key)?) } else { read_scalar(src, &key, type_id)? };
         map.insert(key, value);
     }
     Ok(map)
@@ -277,18 +228,12 @@ fn to_bool(key: &str, byte: u8) -> Result<bool> {
     match byte {
         0 => Ok(false),
         1 => Ok(true),
-        _ => Err(HeaderError::BadBool {
-            key: key.to_string(),
-            byte,
-        }),
+        _ => Err(HeaderError::BadBool { key: key.to_string(), byte }),
     }
 }
 
 fn unknown_type(key: &str, type_id: u32) -> HeaderError {
-    HeaderError::UnknownValueType {
-        key: key.to_string(),
-        type_id,
-    }
+    HeaderError::UnknownValueType { key: key.to_string(), type_id }
 }
 
 /// Bytes one element occupies at minimum (strings: just the length prefix).
@@ -298,11 +243,7 @@ fn elem_min_size(key: &str, type_id: u32) -> Result<u64> {
         tag::U16 | tag::I16 => 2,
         tag::U32 | tag::I32 | tag::F32 => 4,
         tag::U64 | tag::I64 | tag::F64 | tag::STRING => 8,
-        tag::ARRAY => {
-            return Err(HeaderError::NestedArray {
-                key: key.to_string(),
-            })
-        }
+        tag::ARRAY => return Err(HeaderError::NestedArray { key: key.to_string() }),
         _ => return Err(unknown_type(key, type_id)),
     })
 }
@@ -313,12 +254,7 @@ fn read_array<R: Read>(src: &mut Src<R>, key: &str) -> Result<Array> {
     let size = elem_min_size(key, elem)?;
     let need = len.saturating_mul(size);
     if need > src.remaining() {
-        return Err(HeaderError::ArrayPastEof {
-            key: key.to_string(),
-            len,
-            need,
-            remaining: src.remaining(),
-        });
+        return Err(HeaderError::ArrayPastEof { key: key.to_string(), len, need, remaining: src.remaining() });
     }
     if elem == tag::STRING {
         return read_string_array(src, key, len);
@@ -340,10 +276,7 @@ fn read_string_array<R: Read>(src: &mut Src<R>, key: &str, len: u64) -> Result<A
 
 fn decode_numeric(key: &str, elem: u32, raw: &[u8]) -> Result<Array> {
     fn conv<const N: usize, T>(raw: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-        raw.chunks_exact(N)
-            .filter_map(|c| <[u8; N]>::try_from(c).ok())
-            .map(f)
-            .collect()
+        raw.chunks_exact(N).filter_map(|c| <[u8; N]>::try_from(c).ok()).map(f).collect()
     }
     Ok(match elem {
         tag::U8 => Array::U8(raw.to_vec()),
@@ -356,11 +289,7 @@ fn decode_numeric(key: &str, elem: u32, raw: &[u8]) -> Result<Array> {
         tag::U64 => Array::U64(conv(raw, u64::from_le_bytes)),
         tag::I64 => Array::I64(conv(raw, i64::from_le_bytes)),
         tag::F64 => Array::F64(conv(raw, f64::from_le_bytes)),
-        tag::BOOL => Array::Bool(
-            raw.iter()
-                .map(|&b| to_bool(key, b))
-                .collect::<Result<Vec<bool>>>()?,
-        ),
+        tag::BOOL => Array::Bool(raw.iter().map(|&b| to_bool(key, b)).collect::<Result<Vec<bool>>>()?),
         _ => return Err(unknown_type(key, elem)),
     })
 }
@@ -383,43 +312,26 @@ fn read_tensor_info<R: Read>(src: &mut Src<R>) -> Result<TensorInfo> {
     let name = src.string("tensor name")?;
     if name.len() > MAX_TENSOR_NAME_LEN {
         let len = name.len();
-        return Err(HeaderError::TensorNameTooLong {
-            name,
-            len,
-            max: MAX_TENSOR_NAME_LEN,
-        });
+        return Err(HeaderError::TensorNameTooLong { name, len, max: MAX_TENSOR_NAME_LEN });
     }
     let dims = read_dims(src, &name)?;
     let n_elements = element_count(&name, &dims)?;
     let ggml_type = read_type(src, &name)?;
     let n_bytes = byte_size(&name, ggml_type, &dims, n_elements)?;
     let offset = src.u64(&name)?;
-    Ok(TensorInfo {
-        name,
-        dims,
-        ggml_type,
-        offset,
-        n_bytes,
-    })
+    Ok(TensorInfo { name, dims, ggml_type, offset, n_bytes })
 }
 
 fn read_dims<R: Read>(src: &mut Src<R>, name: &str) -> Result<Vec<u64>> {
     let n_dims = src.u32(name)?;
     if !(1..=4).contains(&n_dims) {
-        return Err(HeaderError::BadDimCount {
-            name: name.to_string(),
-            n_dims,
-        });
+        return Err(HeaderError::BadDimCount { name: name.to_string(), n_dims });
     }
     let mut dims = Vec::with_capacity(4);
     for index in 0..n_dims as usize {
         let value = src.u64(name)?;
         if value == 0 || value > MAX_ELEMENTS {
-            return Err(HeaderError::BadDim {
-                name: name.to_string(),
-                index,
-                value,
-            });
+            return Err(HeaderError::BadDim { name: name.to_string(), index, value });
         }
         dims.push(value);
     }
@@ -430,10 +342,7 @@ fn element_count(name: &str, dims: &[u64]) -> Result<u64> {
     dims.iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= MAX_ELEMENTS)
-        .ok_or_else(|| HeaderError::ElementOverflow {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-        })
+        .ok_or_else(|| HeaderError::ElementOverflow { name: name.to_string(), dims: dims.to_vec() })
 }
 
 fn read_type<R: Read>(src: &mut Src<R>, name: &str) -> Result<GgmlType> {
@@ -451,18 +360,9 @@ fn byte_size(name: &str, t: GgmlType, dims: &[u64], n_elements: u64) -> Result<u
     let (block, size) = t.block_layout();
     let row = dims.first().copied().unwrap_or(0);
     if row % block != 0 {
-        return Err(HeaderError::RowNotBlockMultiple {
-            name: name.to_string(),
-            type_name: t.name(),
-            row,
-            block,
-        });
+        return Err(HeaderError::RowNotBlockMultiple { name: name.to_string(), type_name: t.name(), row, block });
     }
-    (n_elements / block)
-        .checked_mul(size)
-        .ok_or_else(|| HeaderError::SizeOverflow {
-            name: name.to_string(),
-        })
+    (n_elements / block).checked_mul(size).ok_or_else(|| HeaderError::SizeOverflow { name: name.to_string() })
 }
 
 fn alignment_of(metadata: &BTreeMap<String, Value>) -> Result<u64> {
@@ -470,9 +370,7 @@ fn alignment_of(metadata: &BTreeMap<String, Value>) -> Result<u64> {
         None => Ok(DEFAULT_ALIGNMENT),
         Some(Value::U32(v)) if v.is_power_of_two() => Ok(u64::from(*v)),
         Some(Value::U32(v)) => Err(HeaderError::BadAlignment { value: *v }),
-        Some(other) => Err(HeaderError::AlignmentType {
-            found: other.type_name(),
-        }),
+        Some(other) => Err(HeaderError::AlignmentType { found: other.type_name() }),
     }
 }
 
@@ -484,54 +382,32 @@ pub(crate) fn align_up(v: u64, align: u64) -> Option<u64> {
 
 fn data_start(header_end: u64, alignment: u64, has_tensors: bool, file_size: u64) -> Result<u64> {
     // llama.cpp only pads to the data section when there is tensor data.
-    let start = if has_tensors {
-        align_up(header_end, alignment)
-    } else {
-        Some(header_end)
-    };
+    let start = if has_tensors { align_up(header_end, alignment) } else { Some(header_end) };
     match start {
         Some(s) if s <= file_size => Ok(s),
-        _ => Err(HeaderError::DataPastEof {
-            data_offset: start.unwrap_or(u64::MAX),
-            file_size,
-        }),
+        _ => Err(HeaderError::DataPastEof { data_offset: start.unwrap_or(u64::MAX), file_size }),
     }
 }
 
 /// Checks each tensor's region: aligned, inside the file, and laid out the
 /// way llama.cpp demands (in order, each padded to the alignment, so regions
 /// can neither overlap nor leave gaps).
-fn place_tensors(
-    raw: Vec<TensorInfo>,
-    data_offset: u64,
-    alignment: u64,
-    file_size: u64,
-) -> Result<Vec<TensorInfo>> {
+fn place_tensors(raw: Vec<TensorInfo>, data_offset: u64, alignment: u64, file_size: u64) -> Result<Vec<TensorInfo>> {
     let mut expected = 0u64;
     let mut out = Vec::with_capacity(raw.len());
     for info in raw {
         check_region(&info, data_offset, alignment, file_size)?;
         if info.offset < expected {
-            return Err(HeaderError::TensorOverlap {
-                name: info.name,
-                offset: info.offset,
-                expected,
-            });
+            return Err(HeaderError::TensorOverlap { name: info.name, offset: info.offset, expected });
         }
         if info.offset > expected {
-            return Err(HeaderError::TensorGap {
-                name: info.name,
-                offset: info.offset,
-                expected,
-            });
+            return Err(HeaderError::TensorGap { name: info.name, offset: info.offset, expected });
         }
         expected = info
             .offset
             .checked_add(info.n_bytes)
             .and_then(|e| align_up(e, alignment))
-            .ok_or_else(|| HeaderError::SizeOverflow {
-                name: info.name.clone(),
-            })?;
+            .ok_or_else(|| HeaderError::SizeOverflow { name: info.name.clone() })?;
         out.push(info);
     }
     Ok(out)
@@ -540,21 +416,11 @@ fn place_tensors(
 fn check_region(info: &TensorInfo, data_offset: u64, alignment: u64, file_size: u64) -> Result<()> {
     // alignment is a power of two, so a mask test is exact.
     if info.offset & (alignment - 1) != 0 {
-        return Err(HeaderError::MisalignedOffset {
-            name: info.name.clone(),
-            offset: info.offset,
-            alignment,
-        });
+        return Err(HeaderError::MisalignedOffset { name: info.name.clone(), offset: info.offset, alignment });
     }
-    let end = data_offset
-        .checked_add(info.offset)
-        .and_then(|s| s.checked_add(info.n_bytes));
+    let end = data_offset.checked_add(info.offset).and_then(|s| s.checked_add(info.n_bytes));
     match end {
         Some(e) if e <= file_size => Ok(()),
-        _ => Err(HeaderError::TensorPastEof {
-            name: info.name.clone(),
-            end: end.unwrap_or(u64::MAX),
-            file_size,
-        }),
+        _ => Err(HeaderError::TensorPastEof { name: info.name.clone(), end: end.unwrap_or(u64::MAX), file_size }),
     }
 }

@@ -11,10 +11,9 @@ pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>
 /// Merges over GPT-2 byte-level symbols ('Ġ' is the space byte). Later
 /// entries may use the results of earlier ones.
 const MERGES: &[&str] = &[
-    "Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he", "e r", "Ġ s", "a t", "Ġ w", "Ġ o", "e n",
-    "Ġ c", "i t", "i s", "a n", "o r", "e s", "Ġ b", "e d", "Ġ f", "in g", "Ġ p", "o u", "Ġ m",
-    "a r", "a l", "Ġ d", "l e", "Ġ h", "i c", "Ġ i", "o m", "r o", "l l", "a s", "Ġ l", "Ġ n",
-    "e l", "Ġ g",
+    "Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he", "e r", "Ġ s", "a t", "Ġ w", "Ġ o", "e n", "Ġ c", "i t", "i s",
+    "a n", "o r", "e s", "Ġ b", "e d", "Ġ f", "in g", "Ġ p", "o u", "Ġ m", "a r", "a l", "Ġ d", "l e", "Ġ h", "i c",
+    "Ġ i", "o m", "r o", "l l", "a s", "Ġ l", "Ġ n", "e l", "Ġ g",
 ];
 
 const SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
@@ -55,13 +54,7 @@ pub fn tiny_vocab() -> TinyVocab {
     let mut token_types = vec![TOKEN_TYPE_NORMAL; n_normal];
     token_types.extend([TOKEN_TYPE_CONTROL; SPECIALS.len()]);
     let bos = n_normal as u32;
-    TinyVocab {
-        tokens,
-        token_types,
-        merges: MERGES.iter().map(|s| s.to_string()).collect(),
-        bos,
-        eos: bos + 2,
-    }
+    TinyVocab { tokens, token_types, merges: MERGES.iter().map(|s| s.to_string()).collect(), bos, eos: bos + 2 }
 }
 
 /// Deterministic xorshift64* weights, uniform in (-scale, scale).
@@ -112,34 +105,21 @@ fn add_hparams(w: &mut GgufWriter, o: &TinyLlamaOpts, n_vocab: u64) {
         .add("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
         .add("llama.vocab_size", u32v(n_vocab));
     if let Some(moe) = o.moe {
-        w.add("llama.expert_count", u32v(moe.n_expert))
-            .add("llama.expert_used_count", u32v(moe.n_expert_used));
+        w.add("llama.expert_count", u32v(moe.n_expert)).add("llama.expert_used_count", u32v(moe.n_expert_used));
     }
 }
 
 fn add_tokenizer(w: &mut GgufWriter, v: &TinyVocab) {
     w.add("tokenizer.ggml.model", Value::String("gpt2".into()))
         .add("tokenizer.ggml.pre", Value::String("default".into()))
-        .add(
-            "tokenizer.ggml.tokens",
-            Value::Array(Array::String(v.tokens.clone())),
-        )
-        .add(
-            "tokenizer.ggml.token_type",
-            Value::Array(Array::I32(v.token_types.clone())),
-        )
-        .add(
-            "tokenizer.ggml.merges",
-            Value::Array(Array::String(v.merges.clone())),
-        )
+        .add("tokenizer.ggml.tokens", Value::Array(Array::String(v.tokens.clone())))
+        .add("tokenizer.ggml.token_type", Value::Array(Array::I32(v.token_types.clone())))
+        .add("tokenizer.ggml.merges", Value::Array(Array::String(v.merges.clone())))
         .add("tokenizer.ggml.bos_token_id", Value::U32(v.bos))
         .add("tokenizer.ggml.eos_token_id", Value::U32(v.eos))
         .add("tokenizer.ggml.padding_token_id", Value::U32(v.bos))
         .add("tokenizer.ggml.add_bos_token", Value::Bool(false))
-        .add(
-            "tokenizer.chat_template",
-            Value::String(CHATML_TEMPLATE.into()),
-        );
+        .add("tokenizer.chat_template", Value::String(CHATML_TEMPLATE.into()));
 }
 
 fn add_tensors(w: &mut GgufWriter, o: &TinyLlamaOpts, n_vocab: u64) {
@@ -150,11 +130,7 @@ fn add_tensors(w: &mut GgufWriter, o: &TinyLlamaOpts, n_vocab: u64) {
         add_layer(w, &mut rng, o, &format!("blk.{l}"));
     }
     w.add_f32("output_norm.weight", &[e], &ones(e));
-    w.add_f32(
-        "output.weight",
-        &[e, n_vocab],
-        &output_weights(&mut rng, e, n_vocab),
-    );
+    w.add_f32("output.weight", &[e, n_vocab], &output_weights(&mut rng, e, n_vocab));
 }
 
 /// Random output projection with zero rows for the special tokens: their

@@ -184,19 +184,8 @@ const TOKEN_TYPE_BYTE: i128 = 6;
 const RECURRENT_ARCHS: &[&str] = &["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"];
 /// Archs whose loader needs no text vocabulary.
 const NO_VOCAB_ARCHS: &[&str] = &["wavtokenizer-dec"];
-const KNOWN_TOKENIZERS: &[&str] = &[
-    "no_vocab",
-    "none",
-    "llama",
-    "bert",
-    "gpt2",
-    "hybriddna",
-    "whitespace",
-    "t5",
-    "rwkv",
-    "plamo2",
-    "gemma4",
-];
+const KNOWN_TOKENIZERS: &[&str] =
+    &["no_vocab", "none", "llama", "bert", "gpt2", "hybriddna", "whitespace", "t5", "rwkv", "plamo2", "gemma4"];
 const BPE_TOKENIZERS: &[&str] = &["gpt2", "hybriddna", "whitespace", "gemma4"];
 const SPECIAL_ID_KEYS: &[&str] = &[
     "bos",
@@ -241,10 +230,7 @@ struct Meta<'a> {
 
 impl<'a> Meta<'a> {
     fn new(file: &'a GgufFile, overrides: &[MetaOverride]) -> Self {
-        let over = overrides
-            .iter()
-            .map(|o| (o.key.clone(), o.value.to_value()))
-            .collect();
+        let over = overrides.iter().map(|o| (o.key.clone(), o.value.to_value())).collect();
         Meta { file, over }
     }
 
@@ -258,9 +244,7 @@ impl<'a> Meta<'a> {
             return Ok(None);
         };
         let i = v.as_int().ok_or_else(|| wrong_type(key, "integer", v))?;
-        u64::try_from(i)
-            .map(Some)
-            .map_err(|_| invalid(key, i, "must not be negative"))
+        u64::try_from(i).map(Some).map_err(|_| invalid(key, i, "must not be negative"))
     }
 
     fn required_uint(&self, key: &str) -> Result<u64> {
@@ -281,14 +265,9 @@ impl<'a> Meta<'a> {
             // n_layer is already bounded by MAX_BLOCKS.
             return Ok(self.uint(key)?.map(|v| vec![v; n_layer as usize]));
         };
-        let ints = a
-            .ints()
-            .ok_or_else(|| wrong_elem(key, "integer array", a))?;
+        let ints = a.ints().ok_or_else(|| wrong_elem(key, "integer array", a))?;
         if ints.len() as u64 != n_layer {
-            let why = format!(
-                "per-layer array has {} entries but block_count is {n_layer}",
-                ints.len()
-            );
+            let why = format!("per-layer array has {} entries but block_count is {n_layer}", ints.len());
             return Err(invalid(key, format!("[{} values]", ints.len()), why));
         }
         ints.into_iter()
@@ -299,17 +278,11 @@ impl<'a> Meta<'a> {
 }
 
 fn invalid(key: &str, value: impl Display, reason: impl Into<String>) -> ModelError {
-    ModelError::Invalid {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason: reason.into(),
-    }
+    ModelError::Invalid { key: key.to_string(), value: value.to_string(), reason: reason.into() }
 }
 
 fn missing(key: &str) -> ModelError {
-    ModelError::MissingKey {
-        key: key.to_string(),
-    }
+    ModelError::MissingKey { key: key.to_string() }
 }
 
 fn wrong_type(key: &str, expected: &'static str, found: &Value) -> ModelError {
@@ -317,20 +290,12 @@ fn wrong_type(key: &str, expected: &'static str, found: &Value) -> ModelError {
         Value::Array(a) => format!("array of {}", a.elem_type_name()),
         v => v.type_name().to_string(),
     };
-    ModelError::WrongType {
-        key: key.to_string(),
-        expected,
-        found,
-    }
+    ModelError::WrongType { key: key.to_string(), expected, found }
 }
 
 /// Like `wrong_type` for arrays, without cloning the elements.
 fn wrong_elem(key: &str, expected: &'static str, found: &Array) -> ModelError {
-    ModelError::WrongType {
-        key: key.to_string(),
-        expected,
-        found: format!("array of {}", found.elem_type_name()),
-    }
+    ModelError::WrongType { key: key.to_string(), expected, found: format!("array of {}", found.elem_type_name()) }
 }
 
 fn in_range(key: &str, v: u64, min: u64, max: u64) -> Result<()> {
@@ -345,9 +310,7 @@ fn check_arch(m: &Meta) -> Result<String> {
     let v = m.get(key).ok_or_else(|| missing(key))?;
     let arch = v.as_str().ok_or_else(|| wrong_type(key, "string", v))?;
     if !SUPPORTED_ARCHS.contains(&arch) {
-        return Err(ModelError::UnknownArch {
-            arch: arch.to_string(),
-        });
+        return Err(ModelError::UnknownArch { arch: arch.to_string() });
     }
     Ok(arch.to_string())
 }
@@ -367,22 +330,14 @@ fn check_blocks(m: &Meta, arch: &str) -> Result<u64> {
     for t in &m.file.tensors {
         match block_index(&t.name) {
             None => {}
-            Some(Err(())) => {
-                return Err(invalid(
-                    "tensor name",
-                    &t.name,
-                    "blk.N prefix without a layer number",
-                ))
-            }
+            Some(Err(())) => return Err(invalid("tensor name", &t.name, "blk.N prefix without a layer number")),
             Some(Ok(i)) => highest = Some(highest.map_or(i, |h| h.max(i))),
         }
     }
     match highest {
-        Some(h) if h.checked_add(1) != Some(n) => Err(invalid(
-            &key,
-            n,
-            format!("the file has layer tensors blk.0 to blk.{h}"),
-        )),
+        Some(h) if h.checked_add(1) != Some(n) => {
+            Err(invalid(&key, n, format!("the file has layer tensors blk.0 to blk.{h}")))
+        }
         _ => Ok(n),
     }
 }
@@ -394,37 +349,19 @@ fn check_dims(m: &Meta, arch: &str, n_layer: u64) -> Result<()> {
     let ctx_key = format!("{arch}.context_length");
     in_range(&ctx_key, m.required_uint(&ctx_key)?, 1, MAX_CTX)?;
     let min = u64::from(!RECURRENT_ARCHS.contains(&arch));
-    let heads = check_layer_values(
-        m,
-        &format!("{arch}.attention.head_count"),
-        n_layer,
-        min,
-        MAX_HEADS,
-    )?;
+    let heads = check_layer_values(m, &format!("{arch}.attention.head_count"), n_layer, min, MAX_HEADS)?;
     let kv_key = format!("{arch}.attention.head_count_kv");
     let kv = check_layer_values(m, &kv_key, n_layer, min, MAX_HEADS)?;
     if let (Some(h), Some(kv)) = (heads, kv) {
         check_gqa(&kv_key, &h, &kv)?;
     }
-    check_layer_values(
-        m,
-        &format!("{arch}.feed_forward_length"),
-        n_layer,
-        0,
-        MAX_FF,
-    )?;
+    check_layer_values(m, &format!("{arch}.feed_forward_length"), n_layer, 0, MAX_FF)?;
     check_embedding_tensor(m, arch, n_embd)
 }
 
 /// Checks a scalar-or-array hparam; scalars must be at least `min_scalar`,
 /// array entries may be zero (layers without that component).
-fn check_layer_values(
-    m: &Meta,
-    key: &str,
-    n_layer: u64,
-    min_scalar: u64,
-    max: u64,
-) -> Result<Option<Vec<u64>>> {
+fn check_layer_values(m: &Meta, key: &str, n_layer: u64, min_scalar: u64, max: u64) -> Result<Option<Vec<u64>>> {
     let is_array = matches!(m.get(key), Some(Value::Array(_)));
     let Some(vals) = m.per_layer(key, n_layer)? else {
         return Ok(None);
@@ -442,11 +379,7 @@ fn check_gqa(kv_key: &str, heads: &[u64], kv: &[u64]) -> Result<()> {
             continue;
         }
         if k > h || h % k != 0 {
-            return Err(invalid(
-                kv_key,
-                k,
-                format!("must divide the head count {h} (layer {layer})"),
-            ));
+            return Err(invalid(kv_key, k, format!("must divide the head count {h} (layer {layer})")));
         }
     }
     Ok(())
@@ -456,12 +389,7 @@ fn check_embedding_tensor(m: &Meta, arch: &str, n_embd: u64) -> Result<()> {
     if NO_VOCAB_ARCHS.contains(&arch) {
         return Ok(());
     }
-    let Some(t) = m
-        .file
-        .tensors
-        .iter()
-        .find(|t| t.name == "token_embd.weight")
-    else {
+    let Some(t) = m.file.tensors.iter().find(|t| t.name == "token_embd.weight") else {
         return Ok(());
     };
     let key = format!("{arch}.embedding_length");
@@ -473,27 +401,19 @@ fn check_embedding_tensor(m: &Meta, arch: &str, n_embd: u64) -> Result<()> {
     // llama.cpp sizes the vocabulary from <arch>.vocab_size, else the token list.
     let n_vocab = match m.uint(&vocab_key)? {
         Some(v) => Some((vocab_key, v)),
-        None => m
-            .array("tokenizer.ggml.tokens")?
-            .map(|a| ("tokenizer.ggml.tokens".to_string(), a.len() as u64)),
+        None => m.array("tokenizer.ggml.tokens")?.map(|a| ("tokenizer.ggml.tokens".to_string(), a.len() as u64)),
     };
     match (n_vocab, t.dims.get(1)) {
-        (Some((key, v)), Some(&rows)) if v != rows => Err(invalid(
-            &key,
-            v,
-            format!("token_embd.weight has {rows} rows"),
-        )),
+        (Some((key, v)), Some(&rows)) if v != rows => {
+            Err(invalid(&key, v, format!("token_embd.weight has {rows} rows")))
+        }
         _ => Ok(()),
     }
 }
 
 fn check_floats(m: &Meta, arch: &str) -> Result<()> {
-    let positive = [
-        "attention.layer_norm_rms_epsilon",
-        "attention.layer_norm_epsilon",
-        "rope.freq_base",
-        "rope.scale_linear",
-    ];
+    let positive =
+        ["attention.layer_norm_rms_epsilon", "attention.layer_norm_epsilon", "rope.freq_base", "rope.scale_linear"];
     for suffix in positive {
         check_float(m, &format!("{arch}.{suffix}"), false)?;
     }
@@ -521,18 +441,10 @@ fn check_moe(m: &Meta, arch: &str, n_layer: u64) -> Result<()> {
     let used = m.per_layer(&used_key, n_layer)?.unwrap_or_default();
     let used_max = used.iter().copied().max().unwrap_or(0);
     if used_max > n_expert {
-        return Err(invalid(
-            &used_key,
-            used_max,
-            format!("exceeds {count_key} = {n_expert}"),
-        ));
+        return Err(invalid(&used_key, used_max, format!("exceeds {count_key} = {n_expert}")));
     }
     if n_expert > 0 && used_max == 0 {
-        return Err(invalid(
-            &used_key,
-            used_max,
-            format!("must be positive when {count_key} = {n_expert}"),
-        ));
+        return Err(invalid(&used_key, used_max, format!("must be positive when {count_key} = {n_expert}")));
     }
     check_expert_groups(m, arch, n_expert)?;
     check_expert_tensors(m, &count_key, n_expert)
@@ -542,30 +454,18 @@ fn check_expert_groups(m: &Meta, arch: &str, n_expert: u64) -> Result<()> {
     let groups_key = format!("{arch}.expert_group_count");
     let groups = m.uint(&groups_key)?.unwrap_or(0);
     if groups > 0 && groups >= n_expert {
-        return Err(invalid(
-            &groups_key,
-            groups,
-            format!("must be below the expert count {n_expert}"),
-        ));
+        return Err(invalid(&groups_key, groups, format!("must be below the expert count {n_expert}")));
     }
     if groups <= 1 {
         return Ok(());
     }
     if n_expert.checked_rem(groups) != Some(0) {
-        return Err(invalid(
-            &groups_key,
-            groups,
-            format!("must divide the expert count {n_expert}"),
-        ));
+        return Err(invalid(&groups_key, groups, format!("must divide the expert count {n_expert}")));
     }
     let used_key = format!("{arch}.expert_group_used_count");
     let used = m.uint(&used_key)?.unwrap_or(0);
     if used == 0 || used >= groups {
-        return Err(invalid(
-            &used_key,
-            used,
-            format!("must be between 1 and {}", groups - 1),
-        ));
+        return Err(invalid(&used_key, used, format!("must be between 1 and {}", groups - 1)));
     }
     Ok(())
 }
@@ -591,15 +491,9 @@ fn check_tokenizer(m: &Meta, arch: &str) -> Result<()> {
     }
     let model_key = "tokenizer.ggml.model";
     let v = m.get(model_key).ok_or_else(|| missing(model_key))?;
-    let model = v
-        .as_str()
-        .ok_or_else(|| wrong_type(model_key, "string", v))?;
+    let model = v.as_str().ok_or_else(|| wrong_type(model_key, "string", v))?;
     if !KNOWN_TOKENIZERS.contains(&model) {
-        return Err(invalid(
-            model_key,
-            format!("{model:?}"),
-            "unknown tokenizer model",
-        ));
+        return Err(invalid(model_key, format!("{model:?}"), "unknown tokenizer model"));
     }
     if model == "no_vocab" || model == "none" {
         return Ok(());
@@ -615,15 +509,9 @@ fn check_tokenizer(m: &Meta, arch: &str) -> Result<()> {
 fn token_list<'m>(m: &'m Meta) -> Result<&'m [String]> {
     let key = "tokenizer.ggml.tokens";
     let a = m.array(key)?.ok_or_else(|| missing(key))?;
-    let tokens = a
-        .as_strings()
-        .ok_or_else(|| wrong_elem(key, "array of string", a))?;
+    let tokens = a.as_strings().ok_or_else(|| wrong_elem(key, "array of string", a))?;
     if tokens.is_empty() || tokens.len() > i32::MAX as usize {
-        return Err(invalid(
-            key,
-            format!("[{} tokens]", tokens.len()),
-            "vocabulary size must be 1 to 2^31-1",
-        ));
+        return Err(invalid(key, format!("[{} tokens]", tokens.len()), "vocabulary size must be 1 to 2^31-1"));
     }
     Ok(tokens)
 }
@@ -633,26 +521,14 @@ fn check_tokens(tokens: &[String], is_bpe: bool) -> Result<()> {
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
     for (i, tok) in tokens.iter().enumerate() {
         if tok.contains('\0') {
-            return Err(invalid(
-                key,
-                format!("token {i} {tok:?}"),
-                "contains a NUL byte",
-            ));
+            return Err(invalid(key, format!("token {i} {tok:?}"), "contains a NUL byte"));
         }
         if is_bpe && tok.is_empty() {
-            return Err(invalid(
-                key,
-                format!("token {i}"),
-                "BPE tokens must not be empty",
-            ));
+            return Err(invalid(key, format!("token {i}"), "BPE tokens must not be empty"));
         }
         // llama.cpp asserts that token text maps one-to-one to ids.
         if let Some(first) = seen.insert(tok.as_str(), i) {
-            return Err(invalid(
-                key,
-                format!("token {i} {tok:?}"),
-                format!("duplicates token {first}"),
-            ));
+            return Err(invalid(key, format!("token {i} {tok:?}"), format!("duplicates token {first}")));
         }
     }
     Ok(())
@@ -667,11 +543,7 @@ fn check_scores(m: &Meta, n_tokens: usize) -> Result<()> {
         return Err(wrong_elem(key, "array of f32", a));
     }
     if a.len() != n_tokens {
-        return Err(invalid(
-            key,
-            format!("[{} scores]", a.len()),
-            format!("the vocabulary has {n_tokens} tokens"),
-        ));
+        return Err(invalid(key, format!("[{} scores]", a.len()), format!("the vocabulary has {n_tokens} tokens")));
     }
     Ok(())
 }
@@ -694,19 +566,11 @@ fn check_token_types(m: &Meta, tokens: &[String]) -> Result<()> {
     for (i, (&t, tok)) in types.iter().zip(tokens).enumerate() {
         let t = i128::from(t);
         if !(0..=MAX_TOKEN_TYPE).contains(&t) {
-            return Err(invalid(
-                key,
-                format!("token {i} type {t}"),
-                "token types are 0 to 6",
-            ));
+            return Err(invalid(key, format!("token {i} type {t}"), "token types are 0 to 6"));
         }
         // llama.cpp decodes byte tokens by slicing "<0xNN>" without checking.
         if t == TOKEN_TYPE_BYTE && !is_byte_token(tok) {
-            return Err(invalid(
-                key,
-                format!("token {i} {tok:?}"),
-                "byte tokens must be written <0xNN>",
-            ));
+            return Err(invalid(key, format!("token {i} {tok:?}"), "byte tokens must be written <0xNN>"));
         }
     }
     Ok(())
@@ -714,9 +578,7 @@ fn check_token_types(m: &Meta, tokens: &[String]) -> Result<()> {
 
 fn is_byte_token(tok: &str) -> bool {
     let b = tok.as_bytes();
-    let hex = b
-        .get(3..5)
-        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+    let hex = b.get(3..5).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
     b.len() == 6 && b.starts_with(b"<0x") && b.ends_with(b">") && hex
 }
 
@@ -728,11 +590,7 @@ fn check_special_ids(m: &Meta, n_tokens: usize) -> Result<()> {
         };
         let id = v.as_int().ok_or_else(|| wrong_type(&key, "integer", v))?;
         if id < 0 || id >= n_tokens as i128 {
-            return Err(invalid(
-                &key,
-                id,
-                format!("must be below the vocabulary size {n_tokens}"),
-            ));
+            return Err(invalid(&key, id, format!("must be below the vocabulary size {n_tokens}")));
         }
     }
     Ok(())
@@ -741,9 +599,7 @@ fn check_special_ids(m: &Meta, n_tokens: usize) -> Result<()> {
 fn check_merges(m: &Meta, model: &str) -> Result<()> {
     let key = "tokenizer.ggml.merges";
     let merges = match m.array(key)? {
-        Some(a) => a
-            .as_strings()
-            .ok_or_else(|| wrong_elem(key, "array of string", a))?,
+        Some(a) => a.as_strings().ok_or_else(|| wrong_elem(key, "array of string", a))?,
         None if BPE_TOKENIZERS.contains(&model) && !kimi_k2(m) => return Err(missing(key)),
         None => return Ok(()),
     };
@@ -752,11 +608,7 @@ fn check_merges(m: &Meta, model: &str) -> Result<()> {
         let space = merge.bytes().enumerate().skip(1).find(|&(_, b)| b == b' ');
         let ok = space.is_some_and(|(p, _)| p + 1 < merge.len());
         if !ok {
-            return Err(invalid(
-                key,
-                format!("merge {i} {merge:?}"),
-                "expected \"left right\"",
-            ));
+            return Err(invalid(key, format!("merge {i} {merge:?}"), "expected \"left right\""));
         }
     }
     Ok(())

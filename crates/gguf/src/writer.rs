@@ -64,11 +64,7 @@ impl Default for GgufWriter {
 
 impl GgufWriter {
     pub fn new() -> Self {
-        GgufWriter {
-            version: 3,
-            kvs: Vec::new(),
-            tensors: Vec::new(),
-        }
+        GgufWriter { version: 3, kvs: Vec::new(), tensors: Vec::new() }
     }
 
     /// Overrides the version field (tests of version checks).
@@ -109,21 +105,13 @@ impl GgufWriter {
 
     /// Adds an F16 tensor, converting from f32.
     pub fn add_f16(&mut self, name: &str, dims: &[u64], data: &[f32]) -> &mut Self {
-        let bytes = data
-            .iter()
-            .flat_map(|&v| f32_to_f16(v).to_le_bytes())
-            .collect();
+        let bytes = data.iter().flat_map(|&v| f32_to_f16(v).to_le_bytes()).collect();
         self.add_raw(name, dims, GgmlType::F16.id(), bytes)
     }
 
     /// Adds a tensor with arbitrary type id and bytes; nothing is checked.
     pub fn add_raw(&mut self, name: &str, dims: &[u64], type_id: u32, data: Vec<u8>) -> &mut Self {
-        self.tensors.push(PendingTensor {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            type_id,
-            data,
-        });
+        self.tensors.push(PendingTensor { name: name.to_string(), dims: dims.to_vec(), type_id, data });
         self
     }
 
@@ -207,9 +195,8 @@ impl GgufWriter {
     /// Writes atomically: a temporary file in the same directory, then rename.
     pub fn write_to(&self, path: &Path) -> io::Result<()> {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+        let file_name =
+            path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
         let tmp_name = format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id());
         let tmp = match dir {
             Some(d) => d.join(tmp_name),
@@ -253,12 +240,7 @@ fn write_kv(out: &mut Vec<u8>, key: &str, value: &Value) -> KvPos {
     out.extend_from_slice(&value.tag().to_le_bytes());
     let value_pos = out.len();
     put_value(out, value);
-    KvPos {
-        key: key.to_string(),
-        start,
-        type_pos,
-        value_pos,
-    }
+    KvPos { key: key.to_string(), start, type_pos, value_pos }
 }
 
 fn put_value(out: &mut Vec<u8>, value: &Value) {
@@ -316,14 +298,7 @@ fn write_tensor_info(out: &mut Vec<u8>, t: &PendingTensor, offset: u64) -> Tenso
     out.extend_from_slice(&t.type_id.to_le_bytes());
     let offset_pos = out.len();
     out.extend_from_slice(&offset.to_le_bytes());
-    TensorPos {
-        name: t.name.clone(),
-        start,
-        n_dims_pos,
-        dims_pos,
-        type_pos,
-        offset_pos,
-    }
+    TensorPos { name: t.name.clone(), start, n_dims_pos, dims_pos, type_pos, offset_pos }
 }
 
 /// Round-to-nearest-even f32 -> IEEE half conversion (finite inputs; large

@@ -54,10 +54,7 @@ fn tiny_llama_round_trips() {
     assert_eq!(f.get_f64("llama.block_count"), Some(2.0));
     assert_eq!(f.tensors.len(), 3 + 2 * 9);
     let embd = &f.tensors[0];
-    assert_eq!(
-        (embd.name.as_str(), embd.dims.as_slice()),
-        ("token_embd.weight", &[64u64, 300][..])
-    );
+    assert_eq!((embd.name.as_str(), embd.dims.as_slice()), ("token_embd.weight", &[64u64, 300][..]));
     assert_eq!(embd.ggml_type, GgmlType::F32);
     assert_eq!(embd.n_bytes, 64 * 300 * 4);
     let expected: u64 = 2 * 64 * 300 + 64 + 2 * (2 * 64 + 2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128);
@@ -89,10 +86,7 @@ fn writer_round_trips_every_value_type() {
         ("b.i16", Value::Array(Array::I16(vec![-1, 2]))),
         ("b.f32", Value::Array(Array::F32(vec![0.5, -0.5]))),
         ("b.bool", Value::Array(Array::Bool(vec![true, false]))),
-        (
-            "b.str",
-            Value::Array(Array::String(vec!["x".into(), String::new()])),
-        ),
+        ("b.str", Value::Array(Array::String(vec!["x".into(), String::new()]))),
         ("b.u64", Value::Array(Array::U64(vec![u64::MAX]))),
         ("b.f64", Value::Array(Array::F64(vec![]))),
     ];
@@ -139,9 +133,7 @@ fn quant_label_uses_file_type_then_dominant_type() {
     w.remove("general.file_type");
     assert_eq!(parse_bytes(&w.to_bytes()).unwrap().quant_label(), "F32");
     let mut w = GgufWriter::new();
-    w.add_f16("a", &[2, 2], &[0.0; 4])
-        .add_f16("b", &[2, 2], &[0.0; 4])
-        .add_f32("n", &[2], &[0.0; 2]);
+    w.add_f16("a", &[2, 2], &[0.0; 4]).add_f16("b", &[2, 2], &[0.0; 4]).add_f32("n", &[2], &[0.0; 2]);
     assert_eq!(parse_bytes(&w.to_bytes()).unwrap().quant_label(), "F16");
 }
 
@@ -156,14 +148,8 @@ fn read_file_errors_name_the_path() {
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"PK\x03\x04 this is a zip").unwrap();
     let e = read_file(&junk).unwrap_err();
-    assert!(
-        matches!(e.header(), Some(HeaderError::BadMagic { .. })),
-        "{e}"
-    );
-    assert!(
-        e.to_string().contains("junk.gguf") && e.to_string().contains("not a GGUF"),
-        "{e}"
-    );
+    assert!(matches!(e.header(), Some(HeaderError::BadMagic { .. })), "{e}");
+    assert!(e.to_string().contains("junk.gguf") && e.to_string().contains("not a GGUF"), "{e}");
 
     let (b, _) = base();
     let cut = dir.path().join("cut.gguf");
@@ -186,10 +172,7 @@ fn read_file_errors_name_the_path() {
     let short = dir.path().join("short.gguf");
     std::fs::write(&short, b"GGUF\x03\0").unwrap();
     let e = read_file(&short).unwrap_err();
-    assert!(
-        matches!(e.header(), Some(HeaderError::Truncated { .. })),
-        "{e}"
-    );
+    assert!(matches!(e.header(), Some(HeaderError::Truncated { .. })), "{e}");
     assert!(e.to_string().contains("truncated"), "{e}");
 }
 
@@ -197,15 +180,10 @@ fn read_file_errors_name_the_path() {
 fn write_to_writes_atomically_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
-    tiny_llama(&TinyLlamaOpts::default())
-        .write_to(&path)
-        .unwrap();
+    tiny_llama(&TinyLlamaOpts::default()).write_to(&path).unwrap();
     let f = read_file(&path).unwrap();
     assert_eq!(f.arch(), Some("llama"));
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 1, "temp file left behind: {names:?}");
 }
 
@@ -227,9 +205,7 @@ fn ggml_type_table_matches_ggml() {
         assert_eq!(t.block_layout(), (block, size), "{t}");
         assert_eq!(GgmlType::from_id(t.id()), Some(t));
     }
-    let supported = (0..64)
-        .filter(|&id| GgmlType::from_id(id).is_some())
-        .count();
+    let supported = (0..64).filter(|&id| GgmlType::from_id(id).is_some()).count();
     assert_eq!(supported, 35);
     for removed in [4, 5, 31, 32, 33, 36, 37, 38, 43] {
         assert_eq!(GgmlType::from_id(removed), None);
@@ -239,10 +215,7 @@ fn ggml_type_table_matches_ggml() {
 #[test]
 fn bad_magic() {
     let (b, _) = base();
-    assert!(matches!(
-        header_err(&patch(&b, 0, b"GGML")),
-        HeaderError::BadMagic { .. }
-    ));
+    assert!(matches!(header_err(&patch(&b, 0, b"GGML")), HeaderError::BadMagic { .. }));
     let msg = header_err(&patch(&b, 0, b"\0\0\0\0")).to_string();
     assert!(msg.contains("GGUF"), "{msg}");
 }
@@ -267,10 +240,7 @@ fn absurd_counts() {
     let (b, _) = base();
     for n in [1u64 << 63, u64::MAX, 1 << 40] {
         let e = header_err(&patch(&b, 8, &n.to_le_bytes()));
-        assert!(
-            matches!(e, HeaderError::ImplausibleCount { what: "tensor", .. }),
-            "{e}"
-        );
+        assert!(matches!(e, HeaderError::ImplausibleCount { what: "tensor", .. }), "{e}");
         let e = header_err(&patch(&b, 16, &n.to_le_bytes()));
         assert!(matches!(e, HeaderError::ImplausibleCount { .. }), "{e}");
         assert!(e.to_string().contains(&n.to_string()), "{e}");
@@ -305,10 +275,7 @@ fn value_types_and_arrays() {
     let (b, l) = base();
     let name = kv(&l, "general.name");
     let e = header_err(&patch(&b, name.type_pos, &13u32.to_le_bytes()));
-    assert!(
-        matches!(e, HeaderError::UnknownValueType { type_id: 13, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, HeaderError::UnknownValueType { type_id: 13, .. }), "{e}");
     let tokens = kv(&l, "tokenizer.ggml.tokens").value_pos;
     let e = header_err(&patch(&b, tokens, &9u32.to_le_bytes()));
     assert!(matches!(e, HeaderError::NestedArray { .. }), "{e}");
@@ -325,16 +292,10 @@ fn value_types_and_arrays() {
 fn duplicate_and_empty_keys() {
     let mut w = tiny_llama(&TinyLlamaOpts::default());
     w.add("general.name", Value::String("x".into()));
-    assert!(matches!(
-        header_err(&w.to_bytes()),
-        HeaderError::DuplicateKey { .. }
-    ));
+    assert!(matches!(header_err(&w.to_bytes()), HeaderError::DuplicateKey { .. }));
     let mut w = tiny_llama(&TinyLlamaOpts::default());
     w.add("", Value::U8(0));
-    assert!(matches!(
-        header_err(&w.to_bytes()),
-        HeaderError::EmptyKey { .. }
-    ));
+    assert!(matches!(header_err(&w.to_bytes()), HeaderError::EmptyKey { .. }));
 }
 
 #[test]
@@ -346,16 +307,10 @@ fn alignment_checks() {
     let pos = kv(&l, "general.alignment").value_pos;
     for a in [0u32, 3, 48] {
         let e = header_err(&patch(&b, pos, &a.to_le_bytes()));
-        assert!(
-            matches!(e, HeaderError::BadAlignment { value } if value == a),
-            "{e}"
-        );
+        assert!(matches!(e, HeaderError::BadAlignment { value } if value == a), "{e}");
     }
     w.set("general.alignment", Value::U64(32));
-    assert!(matches!(
-        header_err(&w.to_bytes()),
-        HeaderError::AlignmentType { found: "u64" }
-    ));
+    assert!(matches!(header_err(&w.to_bytes()), HeaderError::AlignmentType { found: "u64" }));
     let mut w = tiny_llama(&TinyLlamaOpts::default());
     w.set("general.alignment", Value::U32(64));
     let f = parse_bytes(&w.to_bytes()).unwrap();
@@ -368,10 +323,7 @@ fn tensor_shape_checks() {
     let t = &l.tensors[1];
     for n in [0u32, 5] {
         let e = header_err(&patch(&b, t.n_dims_pos, &n.to_le_bytes()));
-        assert!(
-            matches!(e, HeaderError::BadDimCount { n_dims, .. } if n_dims == n),
-            "{e}"
-        );
+        assert!(matches!(e, HeaderError::BadDimCount { n_dims, .. } if n_dims == n), "{e}");
     }
     let e = header_err(&patch(&b, t.dims_pos, &0u64.to_le_bytes()));
     assert!(matches!(e, HeaderError::BadDim { value: 0, .. }), "{e}");
@@ -385,13 +337,7 @@ fn tensor_shape_checks() {
     let mut dims = (1u64 << 61).to_le_bytes().to_vec();
     dims.extend(2u64.to_le_bytes());
     let e = header_err(&patch(&b, embd.dims_pos, &dims));
-    assert!(
-        matches!(
-            e,
-            HeaderError::SizeOverflow { .. } | HeaderError::TensorPastEof { .. }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, HeaderError::SizeOverflow { .. } | HeaderError::TensorPastEof { .. }), "{e}");
 }
 
 #[test]
@@ -407,17 +353,7 @@ fn tensor_type_checks() {
         assert!(matches!(e, HeaderError::RemovedType { .. }), "{e}");
     }
     let e = header_err(&patch(&b, t.type_pos, &(GgmlType::Q4_K.id()).to_le_bytes()));
-    assert!(
-        matches!(
-            e,
-            HeaderError::RowNotBlockMultiple {
-                row: 64,
-                block: 256,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, HeaderError::RowNotBlockMultiple { row: 64, block: 256, .. }), "{e}");
 }
 
 #[test]
@@ -427,11 +363,7 @@ fn tensor_offset_checks() {
     let off = u64::from_le_bytes(b[t.offset_pos..t.offset_pos + 8].try_into().unwrap());
     let e = header_err(&patch(&b, t.offset_pos, &(off + 1).to_le_bytes()));
     assert!(matches!(e, HeaderError::MisalignedOffset { .. }), "{e}");
-    let e = header_err(&patch(
-        &b,
-        t.offset_pos,
-        &(b.len() as u64 + 32).to_le_bytes(),
-    ));
+    let e = header_err(&patch(&b, t.offset_pos, &(b.len() as u64 + 32).to_le_bytes()));
     assert!(matches!(e, HeaderError::TensorPastEof { .. }), "{e}");
     let e = header_err(&patch(&b, t.offset_pos, &(u64::MAX - 31).to_le_bytes()));
     assert!(matches!(e, HeaderError::TensorPastEof { .. }), "{e}");
@@ -447,16 +379,10 @@ fn tensor_offset_checks() {
 fn tensor_names() {
     let mut w = tiny_llama(&TinyLlamaOpts::default());
     w.rename_tensor("output.weight", "token_embd.weight");
-    assert!(matches!(
-        header_err(&w.to_bytes()),
-        HeaderError::DuplicateTensor { .. }
-    ));
+    assert!(matches!(header_err(&w.to_bytes()), HeaderError::DuplicateTensor { .. }));
     let mut w = tiny_llama(&TinyLlamaOpts::default());
     w.rename_tensor("output.weight", &"n".repeat(64));
-    assert!(matches!(
-        header_err(&w.to_bytes()),
-        HeaderError::TensorNameTooLong { len: 64, .. }
-    ));
+    assert!(matches!(header_err(&w.to_bytes()), HeaderError::TensorNameTooLong { len: 64, .. }));
 }
 
 #[test]
@@ -471,21 +397,11 @@ fn every_truncation_of_the_header_fails() {
 fn lying_file_size_is_truncation_not_panic() {
     let (b, _) = base();
     let e = parse(Cursor::new(&b[..1000]), b.len() as u64).unwrap_err();
-    assert!(
-        matches!(e.header(), Some(HeaderError::Truncated { .. })),
-        "{e}"
-    );
+    assert!(matches!(e.header(), Some(HeaderError::Truncated { .. })), "{e}");
 }
 
 fn small_file() -> Vec<u8> {
-    let opts = TinyLlamaOpts {
-        n_embd: 8,
-        n_layer: 1,
-        n_head: 2,
-        n_head_kv: 1,
-        n_ff: 16,
-        ..TinyLlamaOpts::default()
-    };
+    let opts = TinyLlamaOpts { n_embd: 8, n_layer: 1, n_head: 2, n_head_kv: 1, n_ff: 16, ..TinyLlamaOpts::default() };
     tiny_llama(&opts).to_bytes()
 }
 

@@ -4,8 +4,8 @@ use std::io::Cursor;
 
 use augur_gguf::writer::{tiny_llama, GgufWriter, TinyLlamaOpts, TinyMoe};
 use augur_gguf::{
-    hostile, parse, validate_model, Array, GgufFile, MetaOverride, ModelError, OverrideError,
-    OverrideValue, Value, SUPPORTED_ARCHS,
+    hostile, parse, validate_model, Array, GgufFile, MetaOverride, ModelError, OverrideError, OverrideValue, Value,
+    SUPPORTED_ARCHS,
 };
 
 fn parsed(w: &GgufWriter) -> GgufFile {
@@ -28,22 +28,9 @@ fn ov(s: &str) -> MetaOverride {
 #[test]
 fn tiny_llama_is_valid() {
     validate_model(&parsed(&base()), &[]).unwrap();
-    let opts = TinyLlamaOpts {
-        n_layer: 4,
-        n_head: 8,
-        n_head_kv: 8,
-        seed: 9,
-        ..TinyLlamaOpts::default()
-    };
+    let opts = TinyLlamaOpts { n_layer: 4, n_head: 8, n_head_kv: 8, seed: 9, ..TinyLlamaOpts::default() };
     validate_model(&parsed(&tiny_llama(&opts)), &[]).unwrap();
-    let small = TinyLlamaOpts {
-        n_embd: 8,
-        n_layer: 1,
-        n_head: 2,
-        n_head_kv: 1,
-        n_ff: 16,
-        ..TinyLlamaOpts::default()
-    };
+    let small = TinyLlamaOpts { n_embd: 8, n_layer: 1, n_head: 2, n_head_kv: 1, n_ff: 16, ..TinyLlamaOpts::default() };
     validate_model(&parsed(&tiny_llama(&small)), &[]).unwrap();
 }
 
@@ -63,10 +50,7 @@ fn refusals_name_key_and_value() {
     let mut w = base();
     w.set("llama.block_count", Value::U32(1_000_000_000));
     let msg = refusal(&w).to_string();
-    assert!(
-        msg.contains("llama.block_count") && msg.contains("1000000000"),
-        "{msg}"
-    );
+    assert!(msg.contains("llama.block_count") && msg.contains("1000000000"), "{msg}");
 
     let mut w = base();
     w.set("llama.attention.head_count_kv", Value::U32(3));
@@ -74,15 +58,9 @@ fn refusals_name_key_and_value() {
     assert!(msg.contains("head_count_kv") && msg.contains('3'), "{msg}");
 
     let mut w = base();
-    w.set(
-        "llama.attention.layer_norm_rms_epsilon",
-        Value::F32(f32::NAN),
-    );
+    w.set("llama.attention.layer_norm_rms_epsilon", Value::F32(f32::NAN));
     let msg = refusal(&w).to_string();
-    assert!(
-        msg.contains("layer_norm_rms_epsilon") && msg.contains("NaN"),
-        "{msg}"
-    );
+    assert!(msg.contains("layer_norm_rms_epsilon") && msg.contains("NaN"), "{msg}");
 
     let mut w = base();
     w.set("general.architecture", Value::String("llama9".into()));
@@ -102,14 +80,7 @@ fn overrides_are_applied_before_checks() {
     assert!(e.to_string().contains("llama.block_count"), "{e}");
     let e = validate_model(&f, &[ov("llama.rope.freq_base=float:-1")]).unwrap_err();
     assert!(e.to_string().contains("freq_base"), "{e}");
-    validate_model(
-        &f,
-        &[
-            ov("llama.context_length=int:128"),
-            ov("tokenizer.ggml.add_bos_token=bool:true"),
-        ],
-    )
-    .unwrap();
+    validate_model(&f, &[ov("llama.context_length=int:128"), ov("tokenizer.ggml.add_bos_token=bool:true")]).unwrap();
     let mut w = base();
     w.set("llama.attention.head_count_kv", Value::U32(3));
     validate_model(&parsed(&w), &[ov("llama.attention.head_count_kv=int:2")]).unwrap();
@@ -118,44 +89,22 @@ fn overrides_are_applied_before_checks() {
 #[test]
 fn per_layer_arrays_are_understood() {
     let mut w = base();
-    w.set(
-        "llama.attention.head_count_kv",
-        Value::Array(Array::I32(vec![2, 4])),
-    );
-    w.set(
-        "llama.feed_forward_length",
-        Value::Array(Array::U32(vec![128, 128])),
-    );
+    w.set("llama.attention.head_count_kv", Value::Array(Array::I32(vec![2, 4])));
+    w.set("llama.feed_forward_length", Value::Array(Array::U32(vec![128, 128])));
     validate_model(&parsed(&w), &[]).unwrap();
-    w.set(
-        "llama.attention.head_count_kv",
-        Value::Array(Array::I32(vec![2, 3])),
-    );
+    w.set("llama.attention.head_count_kv", Value::Array(Array::I32(vec![2, 3])));
     assert!(refusal(&w).to_string().contains("head_count_kv"));
 }
 
 #[test]
 fn tiny_moe_is_valid_and_overrides_are_checked() {
-    let moe = TinyMoe {
-        n_expert: 4,
-        n_expert_used: 2,
-    };
-    let f = parsed(&tiny_llama(&TinyLlamaOpts {
-        moe: Some(moe),
-        ..TinyLlamaOpts::default()
-    }));
+    let moe = TinyMoe { n_expert: 4, n_expert_used: 2 };
+    let f = parsed(&tiny_llama(&TinyLlamaOpts { moe: Some(moe), ..TinyLlamaOpts::default() }));
     assert_eq!(f.get_u64("llama.expert_count"), Some(4));
-    assert!(f
-        .tensors
-        .iter()
-        .any(|t| t.name == "blk.1.ffn_down_exps.weight" && t.dims == [128, 64, 4]));
+    assert!(f.tensors.iter().any(|t| t.name == "blk.1.ffn_down_exps.weight" && t.dims == [128, 64, 4]));
     validate_model(&f, &[]).unwrap();
     validate_model(&f, &[ov("llama.expert_used_count=int:4")]).unwrap();
-    for bad in [
-        "llama.expert_used_count=int:5",
-        "llama.expert_used_count=int:0",
-        "llama.expert_count=int:2",
-    ] {
+    for bad in ["llama.expert_used_count=int:5", "llama.expert_used_count=int:0", "llama.expert_count=int:2"] {
         assert!(validate_model(&f, &[ov(bad)]).is_err(), "{bad}");
     }
 }
@@ -163,24 +112,13 @@ fn tiny_moe_is_valid_and_overrides_are_checked() {
 #[test]
 fn moe_counts() {
     let mut w = base();
-    w.set("llama.expert_count", Value::U32(4))
-        .set("llama.expert_used_count", Value::U32(2));
-    w.add_f32(
-        "blk.0.ffn_gate_exps.weight",
-        &[64, 128, 4],
-        &vec![0.0; 64 * 128 * 4],
-    );
+    w.set("llama.expert_count", Value::U32(4)).set("llama.expert_used_count", Value::U32(2));
+    w.add_f32("blk.0.ffn_gate_exps.weight", &[64, 128, 4], &vec![0.0; 64 * 128 * 4]);
     validate_model(&parsed(&w), &[]).unwrap();
     let e = validate_model(&parsed(&w), &[ov("llama.expert_used_count=int:5")]).unwrap_err();
     assert!(e.to_string().contains("exceeds"), "{e}");
-    let e = validate_model(
-        &parsed(&w),
-        &[
-            ov("llama.expert_count=int:8"),
-            ov("llama.expert_used_count=int:2"),
-        ],
-    )
-    .unwrap_err();
+    let e = validate_model(&parsed(&w), &[ov("llama.expert_count=int:8"), ov("llama.expert_used_count=int:2")])
+        .unwrap_err();
     assert!(e.to_string().contains("ffn_gate_exps"), "{e}");
 }
 
@@ -191,14 +129,8 @@ fn spm_byte_tokens_are_checked() {
     let mut types = augur_gguf::writer::tiny_vocab().token_types;
     tokens[0] = "<0x0A>".into();
     types[0] = 6;
-    w.set(
-        "tokenizer.ggml.tokens",
-        Value::Array(Array::String(tokens.clone())),
-    );
-    w.set(
-        "tokenizer.ggml.token_type",
-        Value::Array(Array::I32(types.clone())),
-    );
+    w.set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens.clone())));
+    w.set("tokenizer.ggml.token_type", Value::Array(Array::I32(types.clone())));
     validate_model(&parsed(&w), &[]).unwrap();
     tokens[0] = "<0xG0>".into();
     w.set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)));
@@ -218,21 +150,12 @@ fn every_supported_arch_name_is_unique() {
 fn override_parsing() {
     assert_eq!(
         ov("qwen2moe.expert_used_count=int:4"),
-        MetaOverride {
-            key: "qwen2moe.expert_used_count".into(),
-            value: OverrideValue::Int(4)
-        }
+        MetaOverride { key: "qwen2moe.expert_used_count".into(), value: OverrideValue::Int(4) }
     );
     assert_eq!(ov("a.b=float:0.5").value, OverrideValue::Float(0.5));
     assert_eq!(ov("a.b=bool:false").value, OverrideValue::Bool(false));
-    assert_eq!(
-        ov("a.b=str:hello world").value,
-        OverrideValue::Str("hello world".into())
-    );
-    assert_eq!(
-        ov("a.b=str:x=y:z").value,
-        OverrideValue::Str("x=y:z".into())
-    );
+    assert_eq!(ov("a.b=str:hello world").value, OverrideValue::Str("hello world".into()));
+    assert_eq!(ov("a.b=str:x=y:z").value, OverrideValue::Str("x=y:z".into()));
     let bad = [
         "noequals",
         "=int:1",
@@ -251,18 +174,10 @@ fn override_parsing() {
         assert!(MetaOverride::parse(s).is_err(), "{s} accepted");
     }
     let long_key = format!("{}=int:1", "k".repeat(128));
-    assert!(matches!(
-        MetaOverride::parse(&long_key),
-        Err(OverrideError::BadKey { .. })
-    ));
+    assert!(matches!(MetaOverride::parse(&long_key), Err(OverrideError::BadKey { .. })));
     let long_str = format!("a=str:{}", "s".repeat(128));
-    assert!(matches!(
-        MetaOverride::parse(&long_str),
-        Err(OverrideError::BadValue { .. })
-    ));
-    let e = MetaOverride::parse("a.b=float:nan")
-        .unwrap_err()
-        .to_string();
+    assert!(matches!(MetaOverride::parse(&long_str), Err(OverrideError::BadValue { .. })));
+    let e = MetaOverride::parse("a.b=float:nan").unwrap_err().to_string();
     assert!(e.contains("a.b") && e.contains("nan"), "{e}");
 }
 
@@ -279,8 +194,7 @@ fn hostile_corpus_is_large_and_all_rejected() {
         assert!(names.insert(name.clone()), "duplicate variant name {name}");
         let path = dir.path().join(format!("{}.gguf", names.len()));
         std::fs::write(&path, bytes).unwrap();
-        let outcome =
-            augur_gguf::read_file(&path).and_then(|f| validate_model(&f, &[]).map_err(Into::into));
+        let outcome = augur_gguf::read_file(&path).and_then(|f| validate_model(&f, &[]).map_err(Into::into));
         assert!(outcome.is_err(), "hostile variant {name} was accepted");
     }
 }
@@ -291,13 +205,8 @@ fn hostile_corpus_is_large_and_all_rejected() {
 #[ignore]
 fn print_hostile_outcomes() {
     for (name, bytes) in hostile::variants() {
-        let outcome = parse(Cursor::new(&bytes), bytes.len() as u64)
-            .and_then(|f| validate_model(&f, &[]).map_err(Into::into));
-        println!(
-            "{name}: {}",
-            outcome
-                .err()
-                .map_or("ACCEPTED".to_string(), |e| e.to_string())
-        );
+        let outcome =
+            parse(Cursor::new(&bytes), bytes.len() as u64).and_then(|f| validate_model(&f, &[]).map_err(Into::into));
+        println!("{name}: {}", outcome.err().map_or("ACCEPTED".to_string(), |e| e.to_string()));
     }
 }

@@ -10,11 +10,7 @@ pub enum RuntimeError {
     #[error("the model failed to load: {0}")]
     LoadFailed(String),
     #[error("prompt ({prompt} tokens) plus max_tokens ({max_tokens}) exceeds the context size ({n_ctx} tokens)")]
-    ContextOverflow {
-        prompt: usize,
-        max_tokens: u32,
-        n_ctx: u32,
-    },
+    ContextOverflow { prompt: usize, max_tokens: u32, n_ctx: u32 },
     #[error("the prompt is empty")]
     EmptyPrompt,
     #[error("invalid request: {0}")]

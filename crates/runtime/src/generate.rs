@@ -22,12 +22,7 @@ pub trait Sink {
 /// Decode `tokens` at positions `start..` of sequence 0 in chunks of the
 /// batch size, asking for logits of the last token only. Returns the batch
 /// index of that token's logits.
-pub fn prefill(
-    ctx: &mut Context,
-    batch: &mut Batch,
-    tokens: &[Token],
-    start: usize,
-) -> Result<usize, RuntimeError> {
+pub fn prefill(ctx: &mut Context, batch: &mut Batch, tokens: &[Token], start: usize) -> Result<usize, RuntimeError> {
     let mut last = 0;
     let chunk = batch.capacity();
     for (c, part) in tokens.chunks(chunk).enumerate() {
@@ -156,19 +151,12 @@ pub fn generate_plain(
     let start = Instant::now();
     ctx.kv_remove(0, -1, -1)?;
     let mut last = prefill(ctx, batch, prompt, 0)?;
-    let clock = Clock {
-        start,
-        prefill_done: Instant::now(),
-    };
+    let clock = Clock { start, prefill_done: Instant::now() };
     let mut em = Emitter::new(&model, req);
     let mut n_past = prompt.len();
     let finish = loop {
-        let logits = ctx
-            .logits(last)
-            .ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
-        let token = sampler
-            .sample(logits)
-            .map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+        let logits = ctx.logits(last).ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
+        let token = sampler.sample(logits).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
         if let Some(f) = em.accept(&[token], sink) {
             break f;
         }
@@ -178,9 +166,5 @@ pub fn generate_plain(
         ctx.decode(batch)?;
     };
     let usage = clock.usage(prompt.len(), 0, &em);
-    Ok(Completion {
-        finish_reason: finish,
-        usage,
-        tokens: std::mem::take(&mut em.tokens),
-    })
+    Ok(Completion { finish_reason: finish, usage, tokens: std::mem::take(&mut em.tokens) })
 }

@@ -10,5 +10,5 @@ pub mod stop;
 mod worker;
 
 pub use error::RuntimeError;
-pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, Usage};
+pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage};
 pub use worker::{prepare, Backend, ModelWorker, TokenStream, WorkerConfig};

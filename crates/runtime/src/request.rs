@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use augur_engine::ChatMessage;
 use augur_sampling::{SamplingParams, Token};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The input of a generation.
 #[derive(Debug, Clone)]
@@ -17,6 +17,32 @@ pub enum Prompt {
     Tokens(Vec<Token>),
 }
 
+/// Which draft sources speculation may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecMode {
+    /// Plain decoding.
+    #[default]
+    Off,
+    /// Prompt lookup (n-gram matches in prompt and output).
+    Lookup,
+    /// The draft model.
+    Draft,
+    /// Suffix trees over the request and earlier outputs.
+    Suffix,
+    /// The cascade: every available source, chosen by the cost model.
+    Auto,
+}
+
+/// Per-request speculation settings; `None` takes the worker's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecOptions {
+    pub mode: Option<SpecMode>,
+    /// Longest draft per step.
+    pub max: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 pub struct GenerateRequest {
     pub prompt: Prompt,
@@ -24,16 +50,12 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Generation stops before the first occurrence of any of these.
     pub stop: Vec<String>,
+    pub spec: SpecOptions,
 }
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt, max_tokens: u32) -> Self {
-        Self {
-            prompt,
-            max_tokens,
-            sampling: SamplingParams::Greedy,
-            stop: Vec::new(),
-        }
+        Self { prompt, max_tokens, sampling: SamplingParams::Greedy, stop: Vec::new(), spec: SpecOptions::default() }
     }
 }
 
@@ -77,10 +99,7 @@ pub struct Usage {
 impl Usage {
     /// Prompt tokens per second of prefill.
     pub fn prompt_tps(&self) -> f64 {
-        rate(
-            self.prompt_tokens.saturating_sub(self.cached_tokens),
-            self.prefill_time,
-        )
+        rate(self.prompt_tokens.saturating_sub(self.cached_tokens), self.prefill_time)
     }
 
     /// Tokens per second after the first one (which the prefill produces).
@@ -98,10 +117,7 @@ fn rate(n: usize, t: Duration) -> f64 {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }

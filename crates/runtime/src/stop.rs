@@ -20,10 +20,7 @@ pub enum StopState {
 impl StopMatcher {
     pub fn new(stops: &[String]) -> Self {
         let stops = stops.iter().filter(|s| !s.is_empty()).cloned().collect();
-        Self {
-            stops,
-            held: String::new(),
-        }
+        Self { stops, held: String::new() }
     }
 
     /// Feed new text; append what is safe to emit to `out`.
@@ -33,12 +30,7 @@ impl StopMatcher {
             return StopState::Continue;
         }
         self.held.push_str(text);
-        if let Some(at) = self
-            .stops
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-        {
+        if let Some(at) = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min() {
             out.push_str(&self.held[..at]);
             self.held.clear();
             return StopState::Stopped;
@@ -94,15 +86,9 @@ mod tests {
 
     #[test]
     fn stop_split_across_chunks() {
-        assert_eq!(
-            run(&["END"], &["abc E", "N", "D tail"]),
-            ("abc ".into(), true)
-        );
+        assert_eq!(run(&["END"], &["abc E", "N", "D tail"]), ("abc ".into(), true));
         assert_eq!(run(&["END"], &["abc EN", "x"]), ("abc ENx".into(), false));
-        assert_eq!(
-            run(&["\n\n", "```"], &["a\n", "``", "`"]),
-            ("a\n".into(), true)
-        );
+        assert_eq!(run(&["\n\n", "```"], &["a\n", "``", "`"]), ("a\n".into(), true));
         assert_eq!(run(&[], &["a", "b"]), ("ab".into(), false));
         assert_eq!(run(&["é!"], &["aé", "é!"]), ("aé".into(), true));
     }
@@ -115,11 +101,8 @@ mod tests {
         let stops = ["fox j", "lazy", "zzz"];
         let reference = &text[..text.find("fox j").unwrap()];
         for size in 1..8 {
-            let chunks: Vec<String> = text
-                .as_bytes()
-                .chunks(size)
-                .map(|c| String::from_utf8(c.to_vec()).unwrap())
-                .collect();
+            let chunks: Vec<String> =
+                text.as_bytes().chunks(size).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
             let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
             assert_eq!(run(&stops, &refs), (reference.to_string(), true));
         }

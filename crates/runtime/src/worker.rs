@@ -139,18 +139,12 @@ impl Backend for ModelWorker {
         let cancel = Arc::new(AtomicBool::new(false));
         let jobs = self.jobs.as_ref().ok_or(RuntimeError::WorkerGone)?;
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        match jobs.try_send(Job {
-            req,
-            tx,
-            cancel: cancel.clone(),
-        }) {
+        match jobs.try_send(Job { req, tx, cancel: cancel.clone() }) {
             Ok(()) => Ok(TokenStream { rx, cancel }),
             Err(e) => {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
                 Err(match e {
-                    TrySendError::Full(_) => RuntimeError::QueueFull {
-                        capacity: self.queue,
-                    },
+                    TrySendError::Full(_) => RuntimeError::QueueFull { capacity: self.queue },
                     TrySendError::Disconnected(_) => RuntimeError::WorkerGone,
                 })
             }
@@ -206,58 +200,40 @@ impl Sink for ChannelSink {
 }
 
 fn run_job(ctx: &mut Context, batch: &mut Batch, job: Job) {
-    let mut sink = ChannelSink {
-        tx: job.tx,
-        cancel: job.cancel,
-    };
+    let mut sink = ChannelSink { tx: job.tx, cancel: job.cancel };
     // A client that left while queued costs nothing.
     if sink.is_closed() {
         return;
     }
     ctx.set_cancel_flag(sink.cancel.clone());
     let result = prepare(ctx.model(), ctx.n_ctx(), &job.req).and_then(|prompt| {
-        sink.send(Event::Started {
-            prompt_tokens: prompt.len(),
-            cached_tokens: 0,
-        });
+        sink.send(Event::Started { prompt_tokens: prompt.len(), cached_tokens: 0 });
         generate_plain(ctx, batch, &prompt, &job.req, &mut sink)
     });
     // Leave the cache empty so an abandoned request holds no cells.
     let _ = ctx.kv_remove(0, -1, -1);
     let event = match result {
         Ok(done) => Event::Done(done),
-        Err(RuntimeError::Engine(augur_engine::EngineError::Aborted)) => {
-            Event::Error(RuntimeError::Cancelled)
-        }
+        Err(RuntimeError::Engine(augur_engine::EngineError::Aborted)) => Event::Error(RuntimeError::Cancelled),
         Err(e) => Event::Error(e),
     };
     sink.send(event);
 }
 
 /// Tokenise the prompt and check it fits with its completion.
-pub fn prepare(
-    model: &Model,
-    n_ctx: u32,
-    req: &GenerateRequest,
-) -> Result<Vec<Token>, RuntimeError> {
+pub fn prepare(model: &Model, n_ctx: u32, req: &GenerateRequest) -> Result<Vec<Token>, RuntimeError> {
     let tokens = match &req.prompt {
         Prompt::Text(t) => model.tokenize(t, true, true)?,
         Prompt::Chat(msgs) => {
             // Templates that write the BOS text themselves must not get a
             // second BOS from the tokenizer.
             let text = model.render_chat(msgs, true)?;
-            let has_bos = model
-                .bos()
-                .is_some_and(|b| text.starts_with(&model.token_text(b)));
+            let has_bos = model.bos().is_some_and(|b| text.starts_with(&model.token_text(b)));
             model.tokenize(&text, !has_bos, true)?
         }
         Prompt::Tokens(t) => {
             if let Some(&bad) = t.iter().find(|&&x| !model.contains(x)) {
-                return Err(augur_engine::EngineError::TokenOutOfRange {
-                    token: bad,
-                    n_vocab: model.n_vocab(),
-                }
-                .into());
+                return Err(augur_engine::EngineError::TokenOutOfRange { token: bad, n_vocab: model.n_vocab() }.into());
             }
             t.clone()
         }
@@ -266,11 +242,7 @@ pub fn prepare(
         return Err(RuntimeError::EmptyPrompt);
     }
     if tokens.len() + req.max_tokens as usize > n_ctx as usize {
-        return Err(RuntimeError::ContextOverflow {
-            prompt: tokens.len(),
-            max_tokens: req.max_tokens,
-            n_ctx,
-        });
+        return Err(RuntimeError::ContextOverflow { prompt: tokens.len(), max_tokens: req.max_tokens, n_ctx });
     }
     Ok(tokens)
 }

@@ -4,16 +4,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use augur_engine::{Batch, ChatMessage, Context, ContextParams, Model, ModelParams};
-use augur_runtime::{
-    Backend, Completion, Event, FinishReason, GenerateRequest, ModelWorker, Prompt, WorkerConfig,
-};
+use augur_runtime::{Backend, Completion, Event, FinishReason, GenerateRequest, ModelWorker, Prompt, WorkerConfig};
 use augur_sampling::SamplingParams;
 
 fn model_path(name: &str) -> PathBuf {
     let store = augur_store::Store::open_default().expect("store");
-    store
-        .ensure(name, false)
-        .unwrap_or_else(|e| panic!("model {name} unavailable: {e}"))
+    store.ensure(name, false).unwrap_or_else(|e| panic!("model {name} unavailable: {e}"))
 }
 
 fn threads() -> i32 {
@@ -21,12 +17,7 @@ fn threads() -> i32 {
 }
 
 fn worker(name: &str, n_batch: u32) -> ModelWorker {
-    let context = ContextParams {
-        n_ctx: 2048,
-        n_batch,
-        n_ubatch: n_batch,
-        ..ContextParams::default()
-    };
+    let context = ContextParams { n_ctx: 2048, n_batch, n_ubatch: n_batch, ..ContextParams::default() };
     ModelWorker::spawn(WorkerConfig {
         name: name.into(),
         path: model_path(name),
@@ -57,10 +48,7 @@ fn complete(b: &dyn Backend, req: GenerateRequest) -> (String, Completion) {
 }
 
 fn chat(user: &str, max_tokens: u32) -> GenerateRequest {
-    GenerateRequest::new(
-        Prompt::Chat(vec![ChatMessage::new("user", user)]),
-        max_tokens,
-    )
+    GenerateRequest::new(Prompt::Chat(vec![ChatMessage::new("user", user)]), max_tokens)
 }
 
 #[test]
@@ -84,10 +72,7 @@ fn stops_at_end_of_generation() {
 
 #[test]
 fn max_tokens_gives_length() {
-    let (_, c) = complete(
-        small(),
-        chat("Count from 1 to 100, one number per line.", 10),
-    );
+    let (_, c) = complete(small(), chat("Count from 1 to 100, one number per line.", 10));
     assert_eq!(c.finish_reason, FinishReason::Length);
     assert_eq!(c.tokens.len(), 10);
     assert_eq!(c.usage.completion_tokens, 10);
@@ -96,13 +81,8 @@ fn max_tokens_gives_length() {
 #[test]
 fn seeded_sampling_is_reproducible() {
     let mut req = chat("Invent a name for a cat.", 24);
-    let params = |seed| SamplingParams::Sample {
-        temperature: 1.0,
-        top_k: Some(40),
-        top_p: Some(0.95),
-        min_p: None,
-        seed,
-    };
+    let params =
+        |seed| SamplingParams::Sample { temperature: 1.0, top_k: Some(40), top_p: Some(0.95), min_p: None, seed };
     req.sampling = params(7);
     let (a, _) = complete(small(), req.clone());
     let (b, _) = complete(small(), req.clone());
@@ -113,10 +93,7 @@ fn seeded_sampling_is_reproducible() {
             complete(small(), req.clone()).0
         })
         .collect();
-    assert!(
-        others.iter().any(|o| *o != a),
-        "different seeds should not all agree"
-    );
+    assert!(others.iter().any(|o| *o != a), "different seeds should not all agree");
 }
 
 #[test]
@@ -148,42 +125,23 @@ fn context_overflow_is_an_error_not_a_truncation() {
     let mut req = chat("hello", 4000);
     req.max_tokens = 4000;
     let err = small().submit(req).unwrap().blocking_next();
-    assert!(
-        matches!(
-            err,
-            Some(Event::Error(
-                augur_runtime::RuntimeError::ContextOverflow { .. }
-            ))
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Some(Event::Error(augur_runtime::RuntimeError::ContextOverflow { .. }))), "{err:?}");
 }
 
 #[test]
 fn chat_template_matches_python_jinja2() {
     // gemma-3-270m's file carries no template: it gets llama.cpp's gemma format.
     let gemma = Model::load(&model_path("gemma-3-270m"), &ModelParams::default()).unwrap();
-    let text = gemma
-        .render_chat(&[ChatMessage::new("user", "Hi")], true)
-        .unwrap();
-    assert_eq!(
-        text,
-        "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
-    );
+    let text = gemma.render_chat(&[ChatMessage::new("user", "Hi")], true).unwrap();
+    assert_eq!(text, "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n");
     {
         let name = "qwen2.5-coder-0.5b";
         let path = model_path(name);
         let gguf = augur_gguf::read_file(&path).unwrap();
-        let source = gguf
-            .chat_template()
-            .expect("model has a template")
-            .to_string();
+        let source = gguf.chat_template().expect("model has a template").to_string();
         let model = Model::load(&path, &ModelParams::default()).unwrap();
         let conversations = [
-            vec![
-                ChatMessage::new("system", "You are terse."),
-                ChatMessage::new("user", "Hi"),
-            ],
+            vec![ChatMessage::new("system", "You are terse."), ChatMessage::new("user", "Hi")],
             vec![
                 ChatMessage::new("user", "What is 2+2?"),
                 ChatMessage::new("assistant", "4"),
@@ -200,9 +158,8 @@ fn chat_template_matches_python_jinja2() {
                 eos_token: eos.clone(),
                 ..Default::default()
             };
-            let reference =
-                augur_template::reference::render_with_python_jinja2(&source, &msgs, &opts)
-                    .unwrap_or_else(|e| panic!("python jinja2 failed: {e}"));
+            let reference = augur_template::reference::render_with_python_jinja2(&source, &msgs, &opts)
+                .unwrap_or_else(|e| panic!("python jinja2 failed: {e}"));
             assert_eq!(ours, reference, "{name}");
         }
     }
@@ -229,18 +186,9 @@ fn logits_of_a_token_alone_and_in_a_batch() {
     // by token; both must produce usable logits at every position.
     let path = model_path("qwen2.5-coder-0.5b");
     let model = Arc::new(Model::load(&path, &ModelParams::default()).unwrap());
-    let toks = model
-        .tokenize("The capital of France is", true, false)
-        .unwrap();
-    let mut ctx = Context::new(
-        model.clone(),
-        &ContextParams {
-            n_ctx: 256,
-            threads: threads(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let toks = model.tokenize("The capital of France is", true, false).unwrap();
+    let mut ctx =
+        Context::new(model.clone(), &ContextParams { n_ctx: 256, threads: threads(), ..Default::default() }).unwrap();
     let mut batch = Batch::new(64, 1).unwrap();
     for (i, &t) in toks.iter().enumerate() {
         batch.add(t, i as i32, &[0], true).unwrap();
@@ -254,9 +202,7 @@ fn logits_of_a_token_alone_and_in_a_batch() {
     ctx.kv_remove(0, toks.len() as i32 - 1, -1).unwrap();
     assert_eq!(ctx.kv_pos_max(0), Some(toks.len() as i32 - 2));
     batch.clear();
-    batch
-        .add(*toks.last().unwrap(), toks.len() as i32 - 1, &[0], true)
-        .unwrap();
+    batch.add(*toks.last().unwrap(), toks.len() as i32 - 1, &[0], true).unwrap();
     ctx.decode(&batch).unwrap();
     let alone = ctx.logits(0).unwrap();
     let argmax = |l: &[f32]| augur_sampling::argmax(l).unwrap();
@@ -265,9 +211,7 @@ fn logits_of_a_token_alone_and_in_a_batch() {
     assert!(paris.contains("Paris"), "{paris:?}");
     // Bad ids are errors, not UB.
     batch.clear();
-    batch
-        .add(model.n_vocab(), toks.len() as i32, &[0], true)
-        .unwrap();
+    batch.add(model.n_vocab(), toks.len() as i32, &[0], true).unwrap();
     assert!(ctx.decode(&batch).is_err());
     assert!(ctx.kv_remove(5, 0, -1).is_err());
 }

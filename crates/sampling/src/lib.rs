@@ -82,14 +82,7 @@ pub enum SamplingParams {
 impl SamplingParams {
     /// Refuses values that would make the distribution meaningless.
     pub fn validate(&self) -> Result<(), SamplingError> {
-        let Self::Sample {
-            temperature,
-            top_k,
-            top_p,
-            min_p,
-            ..
-        } = *self
-        else {
+        let Self::Sample { temperature, top_k, top_p, min_p, .. } = *self else {
             return Ok(());
         };
         if !(temperature.is_finite() && temperature >= 0.0) {
@@ -166,12 +159,7 @@ impl Dist {
     /// Builds a distribution from (not necessarily normalised) weights.
     /// Allocates; meant for tests, tools and synthetic drafters.
     pub fn from_probs(weights: &[f32]) -> Result<Self, SamplingError> {
-        let mut d = Self {
-            probs: Vec::new(),
-            support: Vec::new(),
-            support_p: Vec::new(),
-            total: 0.0,
-        };
+        let mut d = Self { probs: Vec::new(), support: Vec::new(), support_p: Vec::new(), total: 0.0 };
         d.set_probs(weights)?;
         Ok(d)
     }
@@ -202,11 +190,7 @@ impl Dist {
 
     /// Probability of `t`; 0 for ids outside the vocabulary.
     pub fn prob(&self, t: Token) -> f32 {
-        usize::try_from(t)
-            .ok()
-            .and_then(|i| self.probs.get(i))
-            .copied()
-            .unwrap_or(0.0)
+        usize::try_from(t).ok().and_then(|i| self.probs.get(i)).copied().unwrap_or(0.0)
     }
 
     /// Tokens with non-zero probability (unordered).
@@ -275,10 +259,7 @@ impl Dist {
     }
 
     fn entries(&self) -> impl Iterator<Item = (Token, f64)> + '_ {
-        self.support
-            .iter()
-            .zip(&self.support_p)
-            .map(|(&t, &p)| (t, f64::from(p)))
+        self.support.iter().zip(&self.support_p).map(|(&t, &p)| (t, f64::from(p)))
     }
 
     fn push(&mut self, t: Token, p: f32) {
@@ -416,11 +397,7 @@ impl DistBuilder {
             return Err(SamplingError::InvalidVocab { got: n_vocab, max });
         }
         let mode = Mode::from_params(params);
-        let cand_cap = if matches!(mode, Mode::Greedy) {
-            0
-        } else {
-            n_vocab
-        };
+        let cand_cap = if matches!(mode, Mode::Greedy) { 0 } else { n_vocab };
         Ok(Self {
             mode,
             cand: Vec::with_capacity(cand_cap),
@@ -447,11 +424,7 @@ impl DistBuilder {
     /// Draws from the same distribution [`Self::build`] would return,
     /// without materialising it (saves passes over large supports). Greedy
     /// never touches `rng`.
-    pub fn sample<R: Rng + ?Sized>(
-        &mut self,
-        logits: &[f32],
-        rng: &mut R,
-    ) -> Result<Token, SamplingError> {
+    pub fn sample<R: Rng + ?Sized>(&mut self, logits: &[f32], rng: &mut R) -> Result<Token, SamplingError> {
         self.check_len(logits)?;
         Ok(match self.filter(logits) {
             Filtered::OneHot(t) => t,
@@ -462,21 +435,15 @@ impl DistBuilder {
     fn filter(&mut self, logits: &[f32]) -> Filtered {
         match self.mode {
             Mode::Greedy => Filtered::OneHot(argmax(logits).unwrap_or(0)),
-            Mode::Sample {
-                inv_temp,
-                top_k,
-                top_p,
-                min_p,
-            } => self.filter_sampled(logits, inv_temp, top_k, top_p, min_p),
+            Mode::Sample { inv_temp, top_k, top_p, min_p } => {
+                self.filter_sampled(logits, inv_temp, top_k, top_p, min_p)
+            }
         }
     }
 
     fn check_len(&self, logits: &[f32]) -> Result<(), SamplingError> {
         if logits.len() != self.n_vocab() {
-            return Err(SamplingError::LogitsLength {
-                expected: self.n_vocab(),
-                got: logits.len(),
-            });
+            return Err(SamplingError::LogitsLength { expected: self.n_vocab(), got: logits.len() });
         }
         Ok(())
     }
@@ -516,12 +483,7 @@ impl DistBuilder {
 
     fn fill_candidates(&mut self, logits: &[f32]) {
         self.cand.clear();
-        self.cand
-            .extend(logits.iter().enumerate().map(|(i, &l)| Cand {
-                id: i as u32,
-                logit: sanitize(l),
-                w: 0.0,
-            }));
+        self.cand.extend(logits.iter().enumerate().map(|(i, &l)| Cand { id: i as u32, logit: sanitize(l), w: 0.0 }));
     }
 
     /// Tempered weights relative to the max; underflowed weights have
@@ -536,16 +498,11 @@ impl DistBuilder {
     /// `fill_candidates` + `weigh` in one pass, for the no-top-k case.
     fn fill_weighted(&mut self, logits: &[f32], max: f32, inv_temp: f32) {
         self.cand.clear();
-        self.cand
-            .extend(logits.iter().enumerate().filter_map(|(i, &l)| {
-                let logit = sanitize(l);
-                let w = weight(logit, max, inv_temp);
-                (w > 0.0).then_some(Cand {
-                    id: i as u32,
-                    logit,
-                    w,
-                })
-            }));
+        self.cand.extend(logits.iter().enumerate().filter_map(|(i, &l)| {
+            let logit = sanitize(l);
+            let w = weight(logit, max, inv_temp);
+            (w > 0.0).then_some(Cand { id: i as u32, logit, w })
+        }));
     }
 
     /// Keeps the smallest descending-probability prefix reaching `top_p`.
@@ -635,11 +592,7 @@ impl Sampler {
     pub fn new(params: SamplingParams, n_vocab: usize) -> Result<Self, SamplingError> {
         let builder = DistBuilder::new(&params, n_vocab)?;
         let rng = SamplerRng::seed_from_u64(params.seed());
-        Ok(Self {
-            params,
-            builder,
-            rng,
-        })
+        Ok(Self { params, builder, rng })
     }
 
     pub fn params(&self) -> &SamplingParams {

@@ -1,19 +1,8 @@
 use super::*;
 use proptest::prelude::*;
 
-fn sample_params(
-    temperature: f32,
-    top_k: Option<u32>,
-    top_p: Option<f32>,
-    min_p: Option<f32>,
-) -> SamplingParams {
-    SamplingParams::Sample {
-        temperature,
-        top_k,
-        top_p,
-        min_p,
-        seed: 42,
-    }
+fn sample_params(temperature: f32, top_k: Option<u32>, top_p: Option<f32>, min_p: Option<f32>) -> SamplingParams {
+    SamplingParams::Sample { temperature, top_k, top_p, min_p, seed: 42 }
 }
 
 /// Pearson chi-square statistic of `counts` against probabilities `p`.
@@ -31,10 +20,7 @@ fn chi_square(counts: &[u64], p: &[f64], n: u64) -> f64 {
 
 fn softmax(logits: &[f32], t: f64) -> Vec<f64> {
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let w: Vec<f64> = logits
-        .iter()
-        .map(|&l| ((l as f64 - max) / t).exp())
-        .collect();
+    let w: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / t).exp()).collect();
     let z: f64 = w.iter().sum();
     w.iter().map(|x| x / z).collect()
 }
@@ -67,13 +53,7 @@ fn validate_refuses_bad_values() {
 fn vocab_and_length_errors() {
     assert!(Sampler::new(SamplingParams::Greedy, 0).is_err());
     let mut s = Sampler::new(sample_params(1.0, None, None, None), 4).unwrap();
-    assert_eq!(
-        s.sample(&[0.0; 3]),
-        Err(SamplingError::LogitsLength {
-            expected: 4,
-            got: 3
-        })
-    );
+    assert_eq!(s.sample(&[0.0; 3]), Err(SamplingError::LogitsLength { expected: 4, got: 3 }));
     let mut g = Sampler::new(SamplingParams::Greedy, 4).unwrap();
     assert!(g.sample(&[]).is_err());
 }
@@ -94,19 +74,9 @@ fn serde_round_trip_and_unknown_fields() {
 impl SamplingParams {
     fn with_seed(self, s: u64) -> Self {
         match self {
-            Self::Sample {
-                temperature,
-                top_k,
-                top_p,
-                min_p,
-                ..
-            } => Self::Sample {
-                temperature,
-                top_k,
-                top_p,
-                min_p,
-                seed: s,
-            },
+            Self::Sample { temperature, top_k, top_p, min_p, .. } => {
+                Self::Sample { temperature, top_k, top_p, min_p, seed: s }
+            }
             g => g,
         }
     }
@@ -155,9 +125,7 @@ fn seeded_reproducibility() {
     let params = sample_params(1.0, Some(50), Some(0.95), Some(0.01));
     let run = |p: SamplingParams| {
         let mut s = Sampler::new(p, logits.len()).unwrap();
-        (0..200)
-            .map(|_| s.sample(&logits).unwrap())
-            .collect::<Vec<_>>()
+        (0..200).map(|_| s.sample(&logits).unwrap()).collect::<Vec<_>>()
     };
     assert_eq!(run(params.clone()), run(params.clone()));
     assert_ne!(run(params.clone()), run(params.with_seed(7)));
@@ -180,10 +148,7 @@ fn reference_sets(
         order.truncate(k as usize);
     }
     let max = key(logits[order[0]]) as f64;
-    let w: Vec<f64> = order
-        .iter()
-        .map(|&i| ((key(logits[i]) as f64 - max) / t as f64).exp())
-        .collect();
+    let w: Vec<f64> = order.iter().map(|&i| ((key(logits[i]) as f64 - max) / t as f64).exp()).collect();
     let z: f64 = w.iter().sum();
     let cut = |p: f64| {
         let mut cum = 0.0;
@@ -291,11 +256,7 @@ fn top_k_renormalises_chi_square() {
     let mut p = softmax(&logits, 1.3);
     let mass: f64 = [6usize, 1, 4, 7, 0].iter().map(|&i| p[i]).sum();
     for (i, x) in p.iter_mut().enumerate() {
-        *x = if [6usize, 1, 4, 7, 0].contains(&i) {
-            *x / mass
-        } else {
-            0.0
-        };
+        *x = if [6usize, 1, 4, 7, 0].contains(&i) { *x / mass } else { 0.0 };
         if *x == 0.0 {
             assert_eq!(counts[i], 0, "filtered token {i} was sampled");
         }
@@ -384,11 +345,7 @@ fn big_vocab_correctness() {
     let logits = big_logits(152_064);
     let mut g = Sampler::new(SamplingParams::Greedy, logits.len()).unwrap();
     assert_eq!(g.sample(&logits).unwrap(), naive_argmax(&logits));
-    let mut s = Sampler::new(
-        sample_params(0.8, None, Some(0.9), Some(0.05)),
-        logits.len(),
-    )
-    .unwrap();
+    let mut s = Sampler::new(sample_params(0.8, None, Some(0.9), Some(0.05)), logits.len()).unwrap();
     let t = s.sample(&logits).unwrap();
     assert!(s.probs(&logits).unwrap().prob(t) > 0.0);
 }
@@ -420,10 +377,7 @@ fn bench_152k() {
     time("temp only", sample_params(0.8, None, None, None));
     time("top_k=40", sample_params(0.8, Some(40), None, None));
     time("top_p=0.9", sample_params(0.8, None, Some(0.9), None));
-    time(
-        "top_k=40 top_p=0.95 min_p=0.05",
-        sample_params(0.8, Some(40), Some(0.95), Some(0.05)),
-    );
+    time("top_k=40 top_p=0.95 min_p=0.05", sample_params(0.8, Some(40), Some(0.95), Some(0.05)));
     time("min_p=0.05", sample_params(0.8, None, None, Some(0.05)));
 
     // The verifier's path: materialise p, then draw from it.

@@ -51,14 +51,9 @@ impl CostModel {
     /// batch size that was never measured is never planned.
     pub fn new(verify_costs: Vec<f64>) -> Result<Self, SpecError> {
         if verify_costs.is_empty() || !verify_costs.iter().all(|&c| valid_cost(c)) {
-            return Err(SpecError::InvalidCost(
-                "verify costs must be non-empty, finite and positive",
-            ));
+            return Err(SpecError::InvalidCost("verify costs must be non-empty, finite and positive"));
         }
-        Ok(Self {
-            verify: verify_costs,
-            draft_per_token: [0.0; DraftSourceId::COUNT],
-        })
+        Ok(Self { verify: verify_costs, draft_per_token: [0.0; DraftSourceId::COUNT] })
     }
 
     pub fn from_curve(curve: &CostCurve) -> Result<Self, SpecError> {
@@ -86,40 +81,23 @@ impl CostModel {
     /// The plain-decoding plan: one token per `c(1)`.
     pub fn plain(&self) -> Plan {
         let c1 = self.verify.first().copied().unwrap_or(f64::INFINITY);
-        Plan {
-            source: None,
-            k: 0,
-            expected_tokens: 1.0,
-            expected_tokens_per_sec: 1.0 / c1,
-        }
+        Plan { source: None, k: 0, expected_tokens: 1.0, expected_tokens_per_sec: 1.0 / c1 }
     }
 
     /// Best draft length for one source given its per-position acceptance
     /// `rates` (index 0 = position 1), or plain decoding if nothing beats it.
     pub fn plan_for(&self, rates: &[f64], draft_per_token: f64, max_k: usize) -> Plan {
         let mut best = self.plain();
-        let max_d = max_k
-            .min(rates.len())
-            .min(MAX_DRAFT)
-            .min(self.verify.len().saturating_sub(1));
+        let max_d = max_k.min(rates.len()).min(MAX_DRAFT).min(self.verify.len().saturating_sub(1));
         let (mut survive, mut expected) = (1.0, 1.0);
         for (i, &a) in rates[..max_d].iter().enumerate() {
             let d = i + 1;
-            survive *= if a.is_finite() {
-                a.clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
+            survive *= if a.is_finite() { a.clamp(0.0, 1.0) } else { 0.0 };
             expected += survive;
             let cost = self.verify[d] + draft_per_token * d as f64;
             let rate = expected / cost;
             if rate > best.expected_tokens_per_sec {
-                best = Plan {
-                    source: None,
-                    k: d,
-                    expected_tokens: expected,
-                    expected_tokens_per_sec: rate,
-                };
+                best = Plan { source: None, k: d, expected_tokens: expected, expected_tokens_per_sec: rate };
             }
         }
         best
@@ -128,24 +106,18 @@ impl CostModel {
     /// Best plan drafting from `source` (at most `max_k` tokens).
     pub fn choose(&self, stats: &AcceptanceStats, source: DraftSourceId, max_k: usize) -> Plan {
         let plan = self.plan_for(stats.rates(source), self.draft_cost(source), max_k);
-        Plan {
-            source: (plan.k > 0).then_some(source),
-            ..plan
-        }
+        Plan { source: (plan.k > 0).then_some(source), ..plan }
     }
 
     /// Best plan across `offers`, including plain decoding.
     pub fn choose_best(&self, stats: &AcceptanceStats, offers: &[Offer]) -> Plan {
-        offers
-            .iter()
-            .map(|o| self.choose(stats, o.source, o.available))
-            .fold(self.plain(), |best, p| {
-                if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
-                    p
-                } else {
-                    best
-                }
-            })
+        offers.iter().map(|o| self.choose(stats, o.source, o.available)).fold(self.plain(), |best, p| {
+            if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
+                p
+            } else {
+                best
+            }
+        })
     }
 }
 

@@ -5,14 +5,7 @@ const MS: f64 = 1e-3;
 
 /// This machine's measured 1.5B curve (k = 1, 2, 4, 8, 16, 32), filled in.
 fn steep() -> CostModel {
-    let pts = [
-        (1, 55.0 * MS),
-        (2, 95.0 * MS),
-        (4, 214.0 * MS),
-        (8, 539.0 * MS),
-        (16, 580.0 * MS),
-        (32, 791.0 * MS),
-    ];
+    let pts = [(1, 55.0 * MS), (2, 95.0 * MS), (4, 214.0 * MS), (8, 539.0 * MS), (16, 580.0 * MS), (32, 791.0 * MS)];
     CostModel::new(CostCurve::interpolate(&pts, 65).unwrap()).unwrap()
 }
 
@@ -21,11 +14,7 @@ fn flat() -> CostModel {
 }
 
 fn stats_with(first: f64, decay: f64) -> AcceptanceStats {
-    AcceptanceStats::new(StatsConfig {
-        alpha: 0.1,
-        prior: AcceptancePrior { first, decay },
-    })
-    .unwrap()
+    AcceptanceStats::new(StatsConfig { alpha: 0.1, prior: AcceptancePrior { first, decay } }).unwrap()
 }
 
 /// Expected tokens/sec of drafting `d` tokens at constant acceptance `a`.
@@ -71,11 +60,7 @@ fn steep_curve_with_high_acceptance_drafts_only_when_faster() {
 
 #[test]
 fn never_worse_than_plain() {
-    let models = [
-        steep(),
-        flat(),
-        CostModel::new(vec![1.0, 0.5, 3.0]).unwrap(),
-    ];
+    let models = [steep(), flat(), CostModel::new(vec![1.0, 0.5, 3.0]).unwrap()];
     for m in &models {
         for first in [0.0, 0.1, 0.5, 0.9, 1.0] {
             for decay in [0.0, 0.5, 1.0] {
@@ -98,8 +83,7 @@ fn never_worse_than_plain() {
 fn draft_cost_counts() {
     let mut m = flat();
     let s = stats_with(0.8, 1.0);
-    m.set_draft_cost(DraftSourceId::DraftModel, 20.0 * MS)
-        .unwrap();
+    m.set_draft_cost(DraftSourceId::DraftModel, 20.0 * MS).unwrap();
     let costly = m.choose(&s, DraftSourceId::DraftModel, 64);
     let free = m.choose(&s, DraftSourceId::Lookup, 64);
     assert!(costly.k < free.k);
@@ -110,19 +94,12 @@ fn draft_cost_counts() {
 #[test]
 fn choose_best_across_sources() {
     let mut m = flat();
-    m.set_draft_cost(DraftSourceId::DraftModel, 2.0 * MS)
-        .unwrap();
+    m.set_draft_cost(DraftSourceId::DraftModel, 2.0 * MS).unwrap();
     let s = stats_with(0.8, 1.0);
     // Lookup is free but only has 2 tokens; the draft model can go long.
     let offers = [
-        Offer {
-            source: DraftSourceId::Lookup,
-            available: 2,
-        },
-        Offer {
-            source: DraftSourceId::DraftModel,
-            available: 64,
-        },
+        Offer { source: DraftSourceId::Lookup, available: 2 },
+        Offer { source: DraftSourceId::DraftModel, available: 64 },
     ];
     let p = m.choose_best(&s, &offers);
     assert_eq!(p.source, Some(DraftSourceId::DraftModel));
@@ -131,10 +108,7 @@ fn choose_best_across_sources() {
     assert_eq!(lookup_only.k, 2);
     assert_eq!(m.choose_best(&s, &[]), m.plain());
     // Nothing worth it on the steep curve with poor acceptance.
-    assert_eq!(
-        steep().choose_best(&stats_with(0.3, 0.9), &offers),
-        steep().plain()
-    );
+    assert_eq!(steep().choose_best(&stats_with(0.3, 0.9), &offers), steep().plain());
 }
 
 #[test]
@@ -143,10 +117,7 @@ fn invalid_models_refused() {
     assert!(CostModel::new(vec![0.0]).is_err());
     assert!(CostModel::new(vec![1.0, f64::INFINITY]).is_err());
     let m = CostModel::new(vec![1.0]).unwrap();
-    assert_eq!(
-        m.choose(&stats_with(1.0, 1.0), DraftSourceId::Lookup, 64).k,
-        0
-    );
+    assert_eq!(m.choose(&stats_with(1.0, 1.0), DraftSourceId::Lookup, 64).k, 0);
     assert_eq!(m.verify_cost(0), None);
     assert_eq!(m.verify_cost(2), None);
 }

@@ -43,18 +43,13 @@ struct Header {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl CostCurve {
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.costs.is_empty() || !self.costs.iter().all(|c| c.is_finite() && *c > 0.0) {
-            return Err(SpecError::InvalidCost(
-                "costs must be non-empty, finite and positive",
-            ));
+            return Err(SpecError::InvalidCost("costs must be non-empty, finite and positive"));
         }
         Ok(())
     }
@@ -67,9 +62,7 @@ impl CostCurve {
             && points.windows(2).all(|w| w[0].0 < w[1].0)
             && points.iter().all(|p| p.1.is_finite() && p.1 > 0.0);
         if !ok_points || max_k == 0 {
-            return Err(SpecError::InvalidCost(
-                "points must start at k = 1, increase in k, and be positive",
-            ));
+            return Err(SpecError::InvalidCost("points must start at k = 1, increase in k, and be positive"));
         }
         Ok((1..=max_k).map(|k| interpolate_at(points, k)).collect())
     }
@@ -91,11 +84,7 @@ impl CostCurve {
     pub fn to_json(&self) -> Result<String, SpecError> {
         self.validate()?;
         let payload = serde_json::to_string(self).map_err(|e| SpecError::Corrupt(e.to_string()))?;
-        let env = Envelope {
-            version: COST_CURVE_VERSION,
-            sha256: sha256_hex(payload.as_bytes()),
-            payload,
-        };
+        let env = Envelope { version: COST_CURVE_VERSION, sha256: sha256_hex(payload.as_bytes()), payload };
         serde_json::to_string_pretty(&env).map_err(|e| SpecError::Corrupt(e.to_string()))
     }
 
@@ -103,10 +92,7 @@ impl CostCurve {
         let corrupt = |e: serde_json::Error| SpecError::Corrupt(e.to_string());
         let header: Header = serde_json::from_str(text).map_err(corrupt)?;
         if header.version != COST_CURVE_VERSION {
-            return Err(SpecError::Version {
-                found: header.version,
-                expected: COST_CURVE_VERSION,
-            });
+            return Err(SpecError::Version { found: header.version, expected: COST_CURVE_VERSION });
         }
         let env: Envelope = serde_json::from_str(text).map_err(corrupt)?;
         if sha256_hex(env.payload.as_bytes()) != env.sha256 {
@@ -125,10 +111,7 @@ impl CostCurve {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let io = |source| SpecError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| SpecError::Io { path: path.to_path_buf(), source };
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
         tmp.write_all(json.as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
@@ -139,10 +122,7 @@ impl CostCurve {
     pub fn load(path: &Path) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::InvalidData => SpecError::Corrupt("not UTF-8".into()),
-            _ => SpecError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
+            _ => SpecError::Io { path: path.to_path_buf(), source },
         })?;
         Self::from_json(&text)
     }
@@ -229,10 +209,7 @@ mod tests {
         bad[payload_byte] = b'M';
         std::fs::write(&path, &bad).unwrap();
         assert!(matches!(CostCurve::load(&path), Err(SpecError::Checksum)));
-        assert!(matches!(
-            CostCurve::load(&dir.path().join("missing.json")),
-            Err(SpecError::Io { .. })
-        ));
+        assert!(matches!(CostCurve::load(&dir.path().join("missing.json")), Err(SpecError::Io { .. })));
         std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
         assert!(CostCurve::load(&path).is_err());
     }
@@ -240,13 +217,7 @@ mod tests {
     #[test]
     fn newer_version_is_reported() {
         let newer = r#"{"version": 2, "layout": "something else"}"#;
-        assert!(matches!(
-            CostCurve::from_json(newer),
-            Err(SpecError::Version {
-                found: 2,
-                expected: 1
-            })
-        ));
+        assert!(matches!(CostCurve::from_json(newer), Err(SpecError::Version { found: 2, expected: 1 })));
     }
 
     #[test]
@@ -268,10 +239,7 @@ mod tests {
         assert!(CostCurve::interpolate(&[(2, 1.0)], 4).is_err());
         assert!(CostCurve::interpolate(&[(1, 1.0), (1, 2.0)], 4).is_err());
         assert!(CostCurve::interpolate(&[(1, 1.0)], 0).is_err());
-        assert_eq!(
-            CostCurve::interpolate(&[(1, 1.0)], 3).unwrap(),
-            vec![1.0; 3]
-        );
+        assert_eq!(CostCurve::interpolate(&[(1, 1.0)], 3).unwrap(), vec![1.0; 3]);
         let mut cc = curve();
         cc.costs = c;
         let env = cc.monotone_envelope();

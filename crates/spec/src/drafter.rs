@@ -59,11 +59,7 @@ pub struct Draft {
 impl Draft {
     /// Reserves room for `max_len` deterministic tokens.
     pub fn with_capacity(max_len: usize) -> Self {
-        Self {
-            tokens: Vec::with_capacity(max_len),
-            q: Vec::new(),
-            n_vocab: 0,
-        }
+        Self { tokens: Vec::with_capacity(max_len), q: Vec::new(), n_vocab: 0 }
     }
 
     /// Empties the draft, keeping its buffers.
@@ -94,10 +90,7 @@ impl Draft {
     /// in one draft is refused.
     pub fn push(&mut self, t: Token) -> Result<(), SpecError> {
         if !self.is_deterministic() {
-            return Err(SpecError::DraftRowLength {
-                expected: self.n_vocab,
-                got: 0,
-            });
+            return Err(SpecError::DraftRowLength { expected: self.n_vocab, got: 0 });
         }
         self.tokens.push(t);
         Ok(())
@@ -108,10 +101,7 @@ impl Draft {
         let mixing = self.is_deterministic() && !self.tokens.is_empty();
         let wrong_len = !self.is_deterministic() && q_row.len() != self.n_vocab;
         if mixing || wrong_len || q_row.is_empty() {
-            return Err(SpecError::DraftRowLength {
-                expected: self.n_vocab,
-                got: q_row.len(),
-            });
+            return Err(SpecError::DraftRowLength { expected: self.n_vocab, got: q_row.len() });
         }
         self.n_vocab = q_row.len();
         self.tokens.push(t);
@@ -132,9 +122,7 @@ impl DraftProbs for Draft {
             return None;
         }
         let t = usize::try_from(token).ok().filter(|&t| t < self.n_vocab)?;
-        self.q
-            .get(pos.checked_mul(self.n_vocab)?.checked_add(t)?)
-            .copied()
+        self.q.get(pos.checked_mul(self.n_vocab)?.checked_add(t)?).copied()
     }
 }
 
@@ -210,9 +198,7 @@ mod integration_tests {
     /// A lookup draft checked by both verifiers through `dyn Drafter`.
     #[test]
     fn lookup_draft_through_verifiers() {
-        let mut drafters: Vec<Box<dyn Drafter>> = vec![Box::new(
-            PromptLookup::new(LookupConfig::default()).unwrap(),
-        )];
+        let mut drafters: Vec<Box<dyn Drafter>> = vec![Box::new(PromptLookup::new(LookupConfig::default()).unwrap())];
         let context = [5, 6, 7, 8, 9, 5, 6];
         let mut draft = Draft::with_capacity(64);
         let d = &mut drafters[0];
@@ -235,12 +221,7 @@ mod integration_tests {
         let mut rng = SamplerRng::seed_from_u64(0);
         let sv = verify_stochastic(draft.tokens(), target.as_mut_slice(), &draft, &mut rng);
         assert_eq!(sv.unwrap(), v);
-        let sv = verify_stochastic(
-            draft.tokens(),
-            target.as_mut_slice(),
-            &Deterministic,
-            &mut rng,
-        );
+        let sv = verify_stochastic(draft.tokens(), target.as_mut_slice(), &Deterministic, &mut rng);
         assert_eq!(sv.unwrap(), v);
         d.observe(&[5, 6, 7, 8, 9, 5, 6, 7, 8, 1]);
         d.reset();

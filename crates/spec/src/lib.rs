@@ -46,8 +46,7 @@ pub use drafter::{Draft, DraftSourceId, Drafter};
 pub use lookup::{LookupConfig, PromptLookup};
 pub use stats::{AcceptancePrior, AcceptanceStats, SourceCounters, StatsConfig};
 pub use verify::{
-    accept_greedy, verify_position, verify_stochastic, DraftProbs, LogitRows, Step, TargetDists,
-    Verdict,
+    accept_greedy, verify_position, verify_stochastic, DraftProbs, LogitRows, Step, TargetDists, Verdict,
 };
 
 /// Longest draft any source may propose, and the number of per-position
@@ -70,10 +69,7 @@ pub enum SpecError {
     #[error("invalid cost data: {0}")]
     InvalidCost(&'static str),
     #[error("cost curve file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cost curve file is corrupt: {0}")]
     Corrupt(String),
     #[error("cost curve format version {found} is not supported (this build reads {expected})")]

@@ -23,20 +23,14 @@ pub struct LookupConfig {
 
 impl Default for LookupConfig {
     fn default() -> Self {
-        Self {
-            n_min: 1,
-            n_max: 4,
-            max_draft: MAX_DRAFT,
-        }
+        Self { n_min: 1, n_max: 4, max_draft: MAX_DRAFT }
     }
 }
 
 impl LookupConfig {
     pub fn validate(&self) -> Result<(), SpecError> {
         if !(1..=self.n_max).contains(&self.n_min) || self.n_max > MAX_NGRAM {
-            return Err(SpecError::InvalidConfig(
-                "lookup needs 1 <= n_min <= n_max <= 8",
-            ));
+            return Err(SpecError::InvalidConfig("lookup needs 1 <= n_min <= n_max <= 8"));
         }
         if !(1..=MAX_DRAFT).contains(&self.max_draft) {
             return Err(SpecError::InvalidConfig("lookup max_draft must be 1..=64"));
@@ -57,10 +51,7 @@ impl Key {
     fn new(gram: &[Token]) -> Option<Self> {
         let mut toks = [0; MAX_NGRAM];
         toks.get_mut(..gram.len())?.copy_from_slice(gram);
-        Some(Self {
-            n: gram.len() as u8,
-            toks,
-        })
+        Some(Self { n: gram.len() as u8, toks })
     }
 }
 
@@ -88,12 +79,7 @@ pub struct PromptLookup {
 impl PromptLookup {
     pub fn new(cfg: LookupConfig) -> Result<Self, SpecError> {
         cfg.validate()?;
-        Ok(Self {
-            cfg,
-            indexed: 0,
-            best: HashMap::new(),
-            counts: HashMap::new(),
-        })
+        Ok(Self { cfg, indexed: 0, best: HashMap::new(), counts: HashMap::new() })
     }
 
     pub fn config(&self) -> &LookupConfig {
@@ -155,9 +141,7 @@ impl Drafter for PromptLookup {
         let Some(start) = self.lookup(context) else {
             return;
         };
-        let end = start
-            .saturating_add(max_len.min(self.cfg.max_draft))
-            .min(context.len());
+        let end = start.saturating_add(max_len.min(self.cfg.max_draft)).min(context.len());
         for &t in context.get(start..end).unwrap_or(&[]) {
             // A cleared draft is deterministic, so push cannot fail.
             let _ = out.push(t);
@@ -236,10 +220,7 @@ mod tests {
         let mut lookup = PromptLookup::new(LookupConfig::default()).unwrap();
         let mut draft = Draft::default();
         lookup.propose(&text, 64, &mut draft);
-        assert_eq!(
-            draft.tokens(),
-            &(10..50).chain(0..10).collect::<Vec<_>>()[..]
-        );
+        assert_eq!(draft.tokens(), &(10..50).chain(0..10).collect::<Vec<_>>()[..]);
         lookup.propose(&text, 5, &mut draft);
         assert_eq!(draft.tokens(), &[10, 11, 12, 13, 14]);
     }
@@ -259,31 +240,11 @@ mod tests {
     #[test]
     fn config_validation() {
         let bad = [
-            LookupConfig {
-                n_min: 0,
-                n_max: 4,
-                max_draft: 8,
-            },
-            LookupConfig {
-                n_min: 5,
-                n_max: 4,
-                max_draft: 8,
-            },
-            LookupConfig {
-                n_min: 1,
-                n_max: 9,
-                max_draft: 8,
-            },
-            LookupConfig {
-                n_min: 1,
-                n_max: 4,
-                max_draft: 0,
-            },
-            LookupConfig {
-                n_min: 1,
-                n_max: 4,
-                max_draft: 65,
-            },
+            LookupConfig { n_min: 0, n_max: 4, max_draft: 8 },
+            LookupConfig { n_min: 5, n_max: 4, max_draft: 8 },
+            LookupConfig { n_min: 1, n_max: 9, max_draft: 8 },
+            LookupConfig { n_min: 1, n_max: 4, max_draft: 0 },
+            LookupConfig { n_min: 1, n_max: 4, max_draft: 65 },
         ];
         for cfg in bad {
             assert!(PromptLookup::new(cfg).is_err(), "{cfg:?}");

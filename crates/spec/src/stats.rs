@@ -17,10 +17,7 @@ pub struct AcceptancePrior {
 impl Default for AcceptancePrior {
     /// Deliberately modest: a new source must earn long drafts.
     fn default() -> Self {
-        Self {
-            first: 0.5,
-            decay: 0.9,
-        }
+        Self { first: 0.5, decay: 0.9 }
     }
 }
 
@@ -33,10 +30,7 @@ pub struct StatsConfig {
 
 impl Default for StatsConfig {
     fn default() -> Self {
-        Self {
-            alpha: 0.05,
-            prior: AcceptancePrior::default(),
-        }
+        Self { alpha: 0.05, prior: AcceptancePrior::default() }
     }
 }
 
@@ -47,9 +41,7 @@ impl StatsConfig {
             return Err(SpecError::InvalidConfig("stats alpha must be in (0, 1]"));
         }
         if !unit(self.prior.first) || !unit(self.prior.decay) {
-            return Err(SpecError::InvalidConfig(
-                "acceptance prior first and decay must be in [0, 1]",
-            ));
+            return Err(SpecError::InvalidConfig("acceptance prior first and decay must be in [0, 1]"));
         }
         Ok(())
     }
@@ -87,14 +79,8 @@ impl AcceptanceStats {
             *r = a;
             a *= cfg.prior.decay;
         }
-        let fresh = SourceStats {
-            rates,
-            counters: SourceCounters::default(),
-        };
-        Ok(Self {
-            cfg,
-            sources: std::array::from_fn(|_| fresh.clone()),
-        })
+        let fresh = SourceStats { rates, counters: SourceCounters::default() };
+        Ok(Self { cfg, sources: std::array::from_fn(|_| fresh.clone()) })
     }
 
     /// Records one verify step: `accepted` of `drafted` tokens survived.
@@ -119,10 +105,7 @@ impl AcceptanceStats {
     /// Estimated acceptance at 1-based draft position `pos` (0 outside
     /// 1..=MAX_DRAFT).
     pub fn rate(&self, source: DraftSourceId, pos: usize) -> f64 {
-        pos.checked_sub(1)
-            .and_then(|i| self.rates(source).get(i))
-            .copied()
-            .unwrap_or(0.0)
+        pos.checked_sub(1).and_then(|i| self.rates(source).get(i)).copied().unwrap_or(0.0)
     }
 
     /// All per-position rates; index 0 is draft position 1.
@@ -141,14 +124,8 @@ mod tests {
 
     #[test]
     fn prior_then_ewma() {
-        let mut s = AcceptanceStats::new(StatsConfig {
-            alpha: 0.5,
-            prior: AcceptancePrior {
-                first: 0.5,
-                decay: 0.5,
-            },
-        })
-        .unwrap();
+        let mut s = AcceptanceStats::new(StatsConfig { alpha: 0.5, prior: AcceptancePrior { first: 0.5, decay: 0.5 } })
+            .unwrap();
         let src = DraftSourceId::Lookup;
         assert_eq!(s.rate(src, 1), 0.5);
         assert_eq!(s.rate(src, 2), 0.25);
@@ -160,14 +137,7 @@ mod tests {
         assert_eq!(s.rate(src, 3), 0.125); // unobserved
         assert_eq!(s.rate(DraftSourceId::DraftModel, 1), 0.5);
         s.record(src, 100, 100);
-        assert_eq!(
-            s.counters(src),
-            SourceCounters {
-                steps: 2,
-                drafted: 3 + 64,
-                accepted: 1 + 64
-            }
-        );
+        assert_eq!(s.counters(src), SourceCounters { steps: 2, drafted: 3 + 64, accepted: 1 + 64 });
         s.record(src, 2, 5); // accepted > drafted is clamped, no panic
     }
 
@@ -183,16 +153,8 @@ mod tests {
 
     #[test]
     fn bad_config() {
-        for (alpha, first, decay) in [
-            (0.0, 0.5, 0.5),
-            (1.5, 0.5, 0.5),
-            (0.1, -0.1, 0.5),
-            (0.1, 0.5, f64::NAN),
-        ] {
-            let cfg = StatsConfig {
-                alpha,
-                prior: AcceptancePrior { first, decay },
-            };
+        for (alpha, first, decay) in [(0.0, 0.5, 0.5), (1.5, 0.5, 0.5), (0.1, -0.1, 0.5), (0.1, 0.5, f64::NAN)] {
+            let cfg = StatsConfig { alpha, prior: AcceptancePrior { first, decay } };
             assert!(AcceptanceStats::new(cfg).is_err());
         }
     }

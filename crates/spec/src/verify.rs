@@ -28,20 +28,10 @@ pub struct Verdict {
 /// `context + draft[..i]`, so it must have `draft.len() + 1` entries.
 pub fn accept_greedy(draft: &[Token], target_argmax: &[Token]) -> Result<Verdict, SpecError> {
     if target_argmax.len() != draft.len() + 1 {
-        return Err(SpecError::TargetLength {
-            expected: draft.len() + 1,
-            got: target_argmax.len(),
-        });
+        return Err(SpecError::TargetLength { expected: draft.len() + 1, got: target_argmax.len() });
     }
-    let accepted = draft
-        .iter()
-        .zip(target_argmax)
-        .take_while(|(d, t)| d == t)
-        .count();
-    Ok(Verdict {
-        accepted,
-        next: target_argmax[accepted],
-    })
+    let accepted = draft.iter().zip(target_argmax).take_while(|(d, t)| d == t).count();
+    Ok(Verdict { accepted, next: target_argmax[accepted] })
 }
 
 /// Supplies the target's final distribution `p` at each verify position
@@ -134,12 +124,7 @@ where
 
 /// Stochastic verification of a whole draft. With a one-hot target (greedy
 /// parameters) this reduces exactly to [`accept_greedy`].
-pub fn verify_stochastic<T, Q, R>(
-    draft: &[Token],
-    target: &mut T,
-    q: &Q,
-    rng: &mut R,
-) -> Result<Verdict, SpecError>
+pub fn verify_stochastic<T, Q, R>(draft: &[Token], target: &mut T, q: &Q, rng: &mut R) -> Result<Verdict, SpecError>
 where
     T: TargetDists + ?Sized,
     Q: DraftProbs + ?Sized,
@@ -152,10 +137,7 @@ where
         }
     }
     let next = target.dist(draft.len())?.sample(rng);
-    Ok(Verdict {
-        accepted: draft.len(),
-        next,
-    })
+    Ok(Verdict { accepted: draft.len(), next })
 }
 
 #[cfg(test)]

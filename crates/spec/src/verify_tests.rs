@@ -72,11 +72,7 @@ const TRIALS: u64 = 20_000;
 fn assert_matches_p(p: &[f32], counts: &[u64], label: &str) {
     let df = p.iter().filter(|&&x| x > 0.0).count() - 1;
     let chi = chi_square(counts, p, TRIALS);
-    assert!(
-        chi < critical(df),
-        "{label}: chi2 {chi:.2} >= {} (counts {counts:?})",
-        critical(df)
-    );
+    assert!(chi < critical(df), "{label}: chi2 {chi:.2} >= {} (counts {counts:?})", critical(df));
 }
 
 #[test]
@@ -85,10 +81,7 @@ fn first_token_follows_p_for_dense_drafts() {
         ("q close to p", [0.28, 0.27, 0.19, 0.16, 0.06, 0.04]),
         ("q far from p", [0.02, 0.03, 0.05, 0.1, 0.3, 0.5]),
         ("q zero where p positive", [0.5, 0.5, 0.0, 0.0, 0.0, 0.0]),
-        (
-            "q one-hot as a dense vector",
-            [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-        ),
+        ("q one-hot as a dense vector", [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]),
     ];
     for (i, (label, q)) in cases.iter().enumerate() {
         let counts = first_token_counts_dense(&P, q, 100 + i as u64);
@@ -147,37 +140,13 @@ fn later_positions_and_bonus_follow_their_p() {
 #[test]
 fn greedy_acceptance() {
     let v = accept_greedy(&[1, 2, 3], &[1, 2, 3, 4]).unwrap();
-    assert_eq!(
-        v,
-        Verdict {
-            accepted: 3,
-            next: 4
-        }
-    );
+    assert_eq!(v, Verdict { accepted: 3, next: 4 });
     let v = accept_greedy(&[1, 2, 3], &[1, 9, 3, 4]).unwrap();
-    assert_eq!(
-        v,
-        Verdict {
-            accepted: 1,
-            next: 9
-        }
-    );
+    assert_eq!(v, Verdict { accepted: 1, next: 9 });
     let v = accept_greedy(&[5], &[6, 7]).unwrap();
-    assert_eq!(
-        v,
-        Verdict {
-            accepted: 0,
-            next: 6
-        }
-    );
+    assert_eq!(v, Verdict { accepted: 0, next: 6 });
     let v = accept_greedy(&[], &[8]).unwrap();
-    assert_eq!(
-        v,
-        Verdict {
-            accepted: 0,
-            next: 8
-        }
-    );
+    assert_eq!(v, Verdict { accepted: 0, next: 8 });
     assert!(accept_greedy(&[1, 2], &[1, 2]).is_err());
     assert!(accept_greedy(&[], &[]).is_err());
 }
@@ -223,10 +192,7 @@ fn logit_rows_out_of_range() {
     let mut rows = LogitRows::new(&mut builder, &logits);
     assert_eq!(rows.dist(0).unwrap().support(), &[1]);
     assert!(matches!(rows.dist(1), Err(SpecError::MissingPosition(1))));
-    assert!(matches!(
-        rows.dist(usize::MAX),
-        Err(SpecError::MissingPosition(_))
-    ));
+    assert!(matches!(rows.dist(usize::MAX), Err(SpecError::MissingPosition(_))));
 }
 
 /// Negative control: the chi-square check does reject a wrong distribution

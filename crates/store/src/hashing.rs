@@ -20,12 +20,7 @@ pub(crate) struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W, bar: ProgressBar) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            written: 0,
-            bar,
-        }
+        HashingWriter { inner, hasher: Sha256::new(), written: 0, bar }
     }
 
     /// Flushes and returns the inner writer, byte count and hex digest.
@@ -114,9 +109,6 @@ mod tests {
         let (out, n, digest) = w.finish().unwrap();
         assert_eq!(out, b"abc");
         assert_eq!(n, 3);
-        assert_eq!(
-            digest,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -22,23 +22,18 @@ pub struct HfSpec {
 impl HfSpec {
     /// Parses the part after `hf:`.
     pub fn parse(spec: &str) -> Result<HfSpec> {
-        let bad = || StoreError::BadHfSpec {
-            spec: format!("hf:{spec}"),
-        };
+        let bad = || StoreError::BadHfSpec { spec: format!("hf:{spec}") };
         let mut it = spec.splitn(3, '/');
         let (owner, repo, file) = (it.next(), it.next(), it.next());
         let (Some(owner), Some(repo), Some(file)) = (owner, repo, file) else {
             return Err(bad());
         };
-        let parts_ok = [owner, repo].iter().all(|s| !s.is_empty())
-            && file.split('/').all(|s| !s.is_empty() && s != "..");
+        let parts_ok =
+            [owner, repo].iter().all(|s| !s.is_empty()) && file.split('/').all(|s| !s.is_empty() && s != "..");
         if !parts_ok || !file.ends_with(".gguf") {
             return Err(bad());
         }
-        Ok(HfSpec {
-            repo: format!("{owner}/{repo}"),
-            file: file.to_string(),
-        })
+        Ok(HfSpec { repo: format!("{owner}/{repo}"), file: file.to_string() })
     }
 }
 
@@ -46,19 +41,13 @@ impl HfSpec {
 /// on a thread with a deadline; an unreachable hub then fails fast instead of
 /// hanging the pull.
 fn probe_timeout() -> Duration {
-    let secs = std::env::var("AUGUR_HF_TIMEOUT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let secs = std::env::var("AUGUR_HF_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
     Duration::from_secs(secs)
 }
 
 /// Downloads (or finds in the local hub cache) the file and returns its path.
 pub(crate) fn fetch(spec: &HfSpec, progress: bool) -> Result<PathBuf> {
-    let failed = |detail: String| StoreError::Hub {
-        spec: format!("hf:{}/{}", spec.repo, spec.file),
-        detail,
-    };
+    let failed = |detail: String| StoreError::Hub { spec: format!("hf:{}/{}", spec.repo, spec.file), detail };
     if let Some(path) = Cache::from_env().model(spec.repo.clone()).get(&spec.file) {
         return Ok(path);
     }
@@ -67,9 +56,7 @@ pub(crate) fn fetch(spec: &HfSpec, progress: bool) -> Result<PathBuf> {
         .build()
         .map_err(|e| failed(e.to_string()))?;
     probe(&api, &spec.repo, probe_timeout()).map_err(failed)?;
-    api.model(spec.repo.clone())
-        .get(&spec.file)
-        .map_err(|e| failed(e.to_string()))
+    api.model(spec.repo.clone()).get(&spec.file).map_err(|e| failed(e.to_string()))
 }
 
 fn probe(api: &Api, repo: &str, timeout: Duration) -> std::result::Result<(), String> {
@@ -101,20 +88,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed_specs() {
-        for bad in [
-            "",
-            "a",
-            "a/b",
-            "a/b/",
-            "/b/c.gguf",
-            "a//c.gguf",
-            "a/b/c.bin",
-            "a/b/../c.gguf",
-        ] {
-            assert!(
-                matches!(HfSpec::parse(bad), Err(StoreError::BadHfSpec { .. })),
-                "{bad}"
-            );
+        for bad in ["", "a", "a/b", "a/b/", "/b/c.gguf", "a//c.gguf", "a/b/c.bin", "a/b/../c.gguf"] {
+            assert!(matches!(HfSpec::parse(bad), Err(StoreError::BadHfSpec { .. })), "{bad}");
         }
     }
 }

@@ -14,25 +14,14 @@ pub(crate) struct Summary {
 
 /// Validates the header and extracts a summary, without touching weights.
 pub(crate) fn inspect(path: &Path) -> Result<Summary> {
-    let file = augur_gguf::read_file(path).map_err(|source| StoreError::InvalidGguf {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(Summary {
-        arch: file.arch().map(str::to_string),
-        params: file.param_count(),
-        quant: file.quant_label(),
-    })
+    let file =
+        augur_gguf::read_file(path).map_err(|source| StoreError::InvalidGguf { path: path.to_path_buf(), source })?;
+    Ok(Summary { arch: file.arch().map(str::to_string), params: file.param_count(), quant: file.quant_label() })
 }
 
 /// Parameter count the way model cards write it: "1.54B", "494M", "12K".
 pub fn human_params(n: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1_000_000_000_000, "T"),
-        (1_000_000_000, "B"),
-        (1_000_000, "M"),
-        (1_000, "K"),
-    ];
+    const UNITS: [(u64, &str); 4] = [(1_000_000_000_000, "T"), (1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")];
     for (scale, unit) in UNITS {
         if n >= scale {
             let v = n as f64 / scale as f64;

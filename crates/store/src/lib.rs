@@ -22,7 +22,4 @@ pub use error::{Result, StoreError};
 pub use hub::HfSpec;
 pub use inspect::human_params;
 pub use sidecar::Sidecar;
-pub use store::{
-    default_root, default_root_from, sanitize_name, valid_name, ModelEntry, PulledModel, Status,
-    Store,
-};
+pub use store::{default_root, default_root_from, sanitize_name, valid_name, ModelEntry, PulledModel, Status, Store};

@@ -38,10 +38,7 @@ pub(crate) fn acquire(root: &Path, name: &str) -> Result<ModelLock> {
         return Ok(ModelLock { _file: file });
     }
     tracing::info!("waiting for another process pulling '{name}'");
-    FileExt::lock_exclusive(&file).map_err(StoreError::io(format!(
-        "locking {}",
-        lock_path(root, name).display()
-    )))?;
+    FileExt::lock_exclusive(&file).map_err(StoreError::io(format!("locking {}", lock_path(root, name).display())))?;
     Ok(ModelLock { _file: file })
 }
 

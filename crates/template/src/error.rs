@@ -4,9 +4,7 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// The template text is not valid jinja.
-    #[error(
-        "chat template syntax error: {0}; fix the template or override it with a known-good one"
-    )]
+    #[error("chat template syntax error: {0}; fix the template or override it with a known-good one")]
     Syntax(String),
 
     /// The template exceeded one of the hard limits in [`crate::Limits`].
@@ -35,10 +33,6 @@ pub enum TemplateError {
 impl TemplateError {
     pub(crate) fn over(limit: &'static str, value: usize, max: usize) -> Self {
         let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        TemplateError::OverLimit {
-            limit,
-            value: wide(value),
-            max: wide(max),
-        }
+        TemplateError::OverLimit { limit, value: wide(value), max: wide(max) }
     }
 }

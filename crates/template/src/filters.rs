@@ -41,10 +41,7 @@ pub(crate) fn install(env: &mut Environment<'static>) {
     }
     env.add_filter("__raw_split", minijinja::filters::split);
     env.add_filter("__raw_lines", minijinja::filters::lines);
-    for (name, raw, method) in [
-        ("split", "__raw_split", "split"),
-        ("lines", "__raw_lines", "splitlines"),
-    ] {
+    for (name, raw, method) in [("split", "__raw_split", "split"), ("lines", "__raw_lines", "splitlines")] {
         env.add_filter(name, move |state: &State, args: Rest<Value>| {
             let rest = args.get(1..).unwrap_or(&[]);
             budget(state)?.check_items(string_method_items(arg_str(&args, 0), method, rest))?;
@@ -74,31 +71,18 @@ fn arg_str(args: &[Value], idx: usize) -> &str {
 }
 
 fn arg_usize(args: &[Value], idx: usize) -> usize {
-    args.get(idx)
-        .and_then(Value::as_i64)
-        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+    args.get(idx).and_then(Value::as_i64).map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
 /// Exact length of `s.replace(old, new)` (Python semantics, optional count).
 fn replaced_len(s: &str, old: &str, new: &str, count: Option<usize>) -> usize {
-    let found = if old.is_empty() {
-        s.chars().count().saturating_add(1)
-    } else {
-        s.matches(old).count()
-    };
+    let found = if old.is_empty() { s.chars().count().saturating_add(1) } else { s.matches(old).count() };
     let n = count.map_or(found, |c| c.min(found));
-    s.len()
-        .saturating_sub(n.saturating_mul(old.len()))
-        .saturating_add(n.saturating_mul(new.len()))
+    s.len().saturating_sub(n.saturating_mul(old.len())).saturating_add(n.saturating_mul(new.len()))
 }
 
 fn replace_filter(state: &State, args: Rest<Value>) -> Result<Value, Error> {
-    let len = replaced_len(
-        arg_str(&args, 0),
-        arg_str(&args, 1),
-        arg_str(&args, 2),
-        None,
-    );
+    let len = replaced_len(arg_str(&args, 0), arg_str(&args, 1), arg_str(&args, 2), None);
     budget(state)?.check_string(len)?;
     state.apply_filter("__raw_replace", &args)
 }
@@ -106,10 +90,7 @@ fn replace_filter(state: &State, args: Rest<Value>) -> Result<Value, Error> {
 fn indent_filter(state: &State, args: Rest<Value>) -> Result<Value, Error> {
     let s = arg_str(&args, 0);
     let lines = s.matches('\n').count().saturating_add(1);
-    budget(state)?.check_string(
-        s.len()
-            .saturating_add(lines.saturating_mul(arg_usize(&args, 1))),
-    )?;
+    budget(state)?.check_string(s.len().saturating_add(lines.saturating_mul(arg_usize(&args, 1))))?;
     state.apply_filter("__raw_indent", &args)
 }
 
@@ -118,10 +99,7 @@ fn indent_filter(state: &State, args: Rest<Value>) -> Result<Value, Error> {
 fn format_bound(budget: &Budget, fmt: &str, args: &[Value]) -> Result<usize, Error> {
     let cap = budget.limits().max_string_bytes;
     let mut total = fmt.len();
-    for number in fmt
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|n| !n.is_empty())
-    {
+    for number in fmt.split(|c: char| !c.is_ascii_digit()).filter(|n| !n.is_empty()) {
         total = total.saturating_add(number.parse::<usize>().unwrap_or(usize::MAX));
     }
     for arg in args.iter().filter(|a| !a.is_kwargs()) {
@@ -143,10 +121,7 @@ fn bounded_join(budget: &Budget, value: &Value, sep: &str) -> Result<Value, Erro
     let items: Vec<Value> = if let Some(s) = value.as_str() {
         s.chars().map(Value::from).collect()
     } else {
-        value
-            .try_iter()?
-            .take(budget.limits().max_list_items)
-            .collect()
+        value.try_iter()?.take(budget.limits().max_list_items).collect()
     };
     for (idx, item) in items.iter().enumerate() {
         if (idx > 0 && !out.push(sep)) || !out.push_py(item) {
@@ -156,12 +131,7 @@ fn bounded_join(budget: &Budget, value: &Value, sep: &str) -> Result<Value, Erro
     Ok(Value::from(out.buf))
 }
 
-fn join_filter(
-    state: &State,
-    value: Value,
-    sep: Option<String>,
-    _kw: Kwargs,
-) -> Result<Value, Error> {
+fn join_filter(state: &State, value: Value, sep: Option<String>, _kw: Kwargs) -> Result<Value, Error> {
     if value.is_undefined() || value.is_none() {
         return Ok(Value::from(""));
     }
@@ -174,11 +144,7 @@ fn string_filter(state: &State, value: Value) -> Result<Value, Error> {
     }
     let budget = budget(state)?;
     let cap = budget.limits().max_string_bytes;
-    Ok(Value::from(budget.py_str(
-        &value,
-        cap,
-        "max_string_bytes",
-    )?))
+    Ok(Value::from(budget.py_str(&value, cap, "max_string_bytes")?))
 }
 
 fn pprint_filter(state: &State, value: Value) -> Result<Value, Error> {
@@ -191,12 +157,7 @@ fn pprint_filter(state: &State, value: Value) -> Result<Value, Error> {
 }
 
 /// Python string methods (minijinja-contrib `pycompat`) with size checks.
-fn method_callback(
-    state: &State,
-    value: &Value,
-    method: &str,
-    args: &[Value],
-) -> Result<Value, Error> {
+fn method_callback(state: &State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
     let budget = budget(state)?;
     if let Some(s) = value.as_str() {
         if method == "join" {
@@ -208,18 +169,10 @@ fn method_callback(
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
 }
 
-fn string_method_bound(
-    budget: &Budget,
-    s: &str,
-    method: &str,
-    args: &[Value],
-) -> Result<usize, Error> {
+fn string_method_bound(budget: &Budget, s: &str, method: &str, args: &[Value]) -> Result<usize, Error> {
     Ok(match method {
         "replace" => {
-            let count = args
-                .get(2)
-                .and_then(Value::as_i64)
-                .and_then(|c| usize::try_from(c).ok());
+            let count = args.get(2).and_then(Value::as_i64).and_then(|c| usize::try_from(c).ok());
             replaced_len(s, arg_str(args, 0), arg_str(args, 1), count)
         }
         "center" | "ljust" | "rjust" | "zfill" => s.len().max(arg_usize(args, 0)),
@@ -231,10 +184,7 @@ fn string_method_bound(
 
 /// How many items a splitting method would return.
 fn string_method_items(s: &str, method: &str, args: &[Value]) -> usize {
-    let sep = args
-        .first()
-        .and_then(Value::as_str)
-        .filter(|sep| !sep.is_empty());
+    let sep = args.first().and_then(Value::as_str).filter(|sep| !sep.is_empty());
     match (method, sep) {
         ("split" | "rsplit", Some(sep)) => s.matches(sep).count().saturating_add(1),
         ("split" | "rsplit", None) => s.split_whitespace().count(),

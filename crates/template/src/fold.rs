@@ -95,19 +95,15 @@ impl FoldCheck<'_> {
         }
     }
 
-    fn exprs<'a, 's: 'a>(
-        &mut self,
-        exprs: impl IntoIterator<Item = &'a Expr<'s>>,
-    ) -> Result<(), TemplateError> {
+    fn exprs<'a, 's: 'a>(&mut self, exprs: impl IntoIterator<Item = &'a Expr<'s>>) -> Result<(), TemplateError> {
         exprs.into_iter().try_for_each(|e| self.expr(e, 1))
     }
 
     fn args(&mut self, args: &[CallArg<'_>], evals: u64) -> Result<(), TemplateError> {
         args.iter().try_for_each(|arg| match arg {
-            CallArg::Pos(e)
-            | CallArg::Kwarg(_, e)
-            | CallArg::PosSplat(e)
-            | CallArg::KwargSplat(e) => self.expr(e, evals),
+            CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => {
+                self.expr(e, evals)
+            }
         })
     }
 
@@ -158,11 +154,7 @@ impl FoldCheck<'_> {
                 self.args(&c.args, next)
             }
             Expr::List(l) => l.items.iter().try_for_each(|e| self.expr(e, next)),
-            Expr::Map(m) => m
-                .keys
-                .iter()
-                .chain(&m.values)
-                .try_for_each(|e| self.expr(e, next)),
+            Expr::Map(m) => m.keys.iter().chain(&m.values).try_for_each(|e| self.expr(e, next)),
             Expr::Var(_) | Expr::Const(_) => Ok(()),
         }
     }
@@ -171,11 +163,7 @@ impl FoldCheck<'_> {
         self.total = self.total.saturating_add(cost);
         let max = wide(self.limits.max_alloc_bytes);
         if self.total > max {
-            return Err(TemplateError::over(
-                "max_alloc_bytes",
-                narrow(self.total),
-                narrow(max),
-            ));
+            return Err(TemplateError::over("max_alloc_bytes", narrow(self.total), narrow(max)));
         }
         Ok(())
     }
@@ -189,12 +177,7 @@ impl FoldCheck<'_> {
                 let size = l.items.len() as u64 * ITEM_BYTES;
                 (size, size)
             }
-            Expr::Map(m)
-                if m.keys
-                    .iter()
-                    .chain(&m.values)
-                    .all(|e| matches!(e, Expr::Const(_))) =>
-            {
+            Expr::Map(m) if m.keys.iter().chain(&m.values).all(|e| matches!(e, Expr::Const(_))) => {
                 let size = m.keys.len() as u64 * ITEM_BYTES;
                 (size, size)
             }
@@ -213,8 +196,7 @@ impl FoldCheck<'_> {
                 (SCALAR_BYTES, cost)
             }
             Expr::BinOp(b) => {
-                let (Some(left), Some(right)) = (self.estimate(&b.left)?, self.estimate(&b.right)?)
-                else {
+                let (Some(left), Some(right)) = (self.estimate(&b.left)?, self.estimate(&b.right)?) else {
                     return Ok(None);
                 };
                 let size = match b.op {
@@ -226,11 +208,7 @@ impl FoldCheck<'_> {
                 };
                 let max = wide(self.limits.max_string_bytes);
                 if size > max {
-                    return Err(TemplateError::over(
-                        "max_string_bytes",
-                        narrow(size),
-                        narrow(max),
-                    ));
+                    return Err(TemplateError::over("max_string_bytes", narrow(size), narrow(max)));
                 }
                 (size, size.saturating_add(left.1).saturating_add(right.1))
             }
@@ -259,11 +237,7 @@ fn factor(expr: &Expr<'_>, size: u64) -> u64 {
         Some(v) => v
             .as_i64()
             .map(|n| u64::try_from(n).unwrap_or(0))
-            .or_else(|| {
-                f64::try_from(v)
-                    .ok()
-                    .map(|f| if f > 0.0 { f as u64 } else { 0 })
-            })
+            .or_else(|| f64::try_from(v).ok().map(|f| if f > 0.0 { f as u64 } else { 0 }))
             .unwrap_or(u64::MAX)
             .max(1),
         None => 1,

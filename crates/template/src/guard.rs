@@ -73,68 +73,40 @@ impl Budget {
             return Ok(());
         }
         let ms = |d: std::time::Duration| usize::try_from(d.as_millis()).unwrap_or(usize::MAX);
-        Err(self.trip(TemplateError::over(
-            "timeout (ms)",
-            ms(elapsed),
-            ms(self.limits.timeout),
-        )))
+        Err(self.trip(TemplateError::over("timeout (ms)", ms(elapsed), ms(self.limits.timeout))))
     }
 
     fn add_alloc(&self, bytes: usize) -> Result<(), Error> {
-        let total = self
-            .alloc
-            .fetch_add(bytes, Ordering::Relaxed)
-            .saturating_add(bytes);
+        let total = self.alloc.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
         if total > self.limits.max_alloc_bytes {
-            return Err(self.trip(TemplateError::over(
-                "max_alloc_bytes",
-                total,
-                self.limits.max_alloc_bytes,
-            )));
+            return Err(self.trip(TemplateError::over("max_alloc_bytes", total, self.limits.max_alloc_bytes)));
         }
         Ok(())
     }
 
     fn add_output(&self, bytes: usize) -> Result<(), Error> {
-        let total = self
-            .output
-            .fetch_add(bytes, Ordering::Relaxed)
-            .saturating_add(bytes);
+        let total = self.output.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
         if total > self.limits.max_output_bytes {
-            return Err(self.trip(TemplateError::over(
-                "max_output_bytes",
-                total,
-                self.limits.max_output_bytes,
-            )));
+            return Err(self.trip(TemplateError::over("max_output_bytes", total, self.limits.max_output_bytes)));
         }
         Ok(())
     }
 
     fn remaining_output(&self) -> usize {
-        self.limits
-            .max_output_bytes
-            .saturating_sub(self.output.load(Ordering::Relaxed))
+        self.limits.max_output_bytes.saturating_sub(self.output.load(Ordering::Relaxed))
     }
 
     /// Fails unless a string of `len` bytes is allowed to exist.
     pub(crate) fn check_string(&self, len: usize) -> Result<(), Error> {
         if len > self.limits.max_string_bytes {
-            return Err(self.trip(TemplateError::over(
-                "max_string_bytes",
-                len,
-                self.limits.max_string_bytes,
-            )));
+            return Err(self.trip(TemplateError::over("max_string_bytes", len, self.limits.max_string_bytes)));
         }
         Ok(())
     }
 
     pub(crate) fn check_items(&self, count: usize) -> Result<(), Error> {
         if count > self.limits.max_list_items {
-            return Err(self.trip(TemplateError::over(
-                "max_list_items",
-                count,
-                self.limits.max_list_items,
-            )));
+            return Err(self.trip(TemplateError::over("max_list_items", count, self.limits.max_list_items)));
         }
         Ok(())
     }
@@ -166,12 +138,7 @@ impl Budget {
     }
 
     /// Renders `value` the way Python's `str()` would, refusing to grow past `cap`.
-    pub(crate) fn py_str(
-        &self,
-        value: &Value,
-        cap: usize,
-        limit: &'static str,
-    ) -> Result<String, Error> {
+    pub(crate) fn py_str(&self, value: &Value, cap: usize, limit: &'static str) -> Result<String, Error> {
         let mut out = Bounded::new(cap);
         if write_py_str(&mut out, value).is_err() || out.overflowed {
             return Err(self.trip(TemplateError::over(limit, out.attempted, cap)));
@@ -190,12 +157,7 @@ pub(crate) struct Bounded {
 
 impl Bounded {
     pub(crate) fn new(cap: usize) -> Self {
-        Bounded {
-            buf: String::new(),
-            cap,
-            attempted: 0,
-            overflowed: false,
-        }
+        Bounded { buf: String::new(), cap, attempted: 0, overflowed: false }
     }
 }
 
@@ -267,12 +229,7 @@ fn raw_binop(op: &'static str, a: Value, b: Value) -> Result<Value, Error> {
     let expr = cell
         .get_or_init(|| raw_env().compile_expression(source).ok())
         .as_ref()
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                "internal operator failed to compile",
-            )
-        })?;
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "internal operator failed to compile"))?;
     expr.eval(Value::from_iter([("a", a), ("b", b)]))
 }
 
@@ -307,9 +264,7 @@ fn add_fn(state: &State, a: Value, b: Value) -> Result<Value, Error> {
         return Ok(value);
     }
     if is_seq(&a) && is_seq(&b) {
-        let total = budget
-            .count_items(&a)?
-            .saturating_add(budget.count_items(&b)?);
+        let total = budget.count_items(&a)?.saturating_add(budget.count_items(&b)?);
         budget.check_items(total)?;
     }
     let value = raw_binop("+", a, b)?;

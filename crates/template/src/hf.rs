@@ -27,28 +27,16 @@ fn tojson(state: &State, value: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let budget = budget(state)?;
     let cap = budget.limits().max_string_bytes;
-    let mut out = BoundedBytes {
-        buf: Vec::new(),
-        cap,
-    };
+    let mut out = BoundedBytes { buf: Vec::new(), cap };
     let written = match indent {
         Some(n) => {
             let pad = vec![b' '; n.min(cap)];
-            value.serialize(&mut serde_json::Serializer::with_formatter(
-                &mut out,
-                PrettyFormatter::with_indent(&pad),
-            ))
+            value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, PrettyFormatter::with_indent(&pad)))
         }
-        None => value.serialize(&mut serde_json::Serializer::with_formatter(
-            &mut out, PyCompact,
-        )),
+        None => value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, PyCompact)),
     };
     if written.is_err() && out.buf.len() >= cap {
-        return Err(budget.trip(TemplateError::over(
-            "max_string_bytes",
-            cap.saturating_add(1),
-            cap,
-        )));
+        return Err(budget.trip(TemplateError::over("max_string_bytes", cap.saturating_add(1), cap)));
     }
     written.map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson failed: {e}")))?;
     String::from_utf8(out.buf)
@@ -80,11 +68,7 @@ impl io::Write for BoundedBytes {
 struct PyCompact;
 
 impl Formatter for PyCompact {
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -92,11 +76,7 @@ impl Formatter for PyCompact {
         }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
         self.begin_array_value(w, first)
     }
 
@@ -107,9 +87,7 @@ impl Formatter for PyCompact {
 
 /// `datetime.now().strftime(fmt)` for the common directives, in UTC.
 fn strftime_now(format: &str) -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     strftime(format, secs)
 }
 
@@ -127,15 +105,7 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 pub(crate) fn strftime(format: &str, unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
@@ -201,10 +171,7 @@ mod tests {
         // 2024-07-26 13:05:09 UTC, a Friday.
         let t = 1_721_952_000 + 13 * 3600 + 5 * 60 + 9;
         assert_eq!(strftime("%d %b %Y", t), "26 Jul 2024");
-        assert_eq!(
-            strftime("%A %B %-d, %y %H:%M:%S %%", t),
-            "Friday July 26, 24 13:05:09 %"
-        );
+        assert_eq!(strftime("%A %B %-d, %y %H:%M:%S %%", t), "Friday July 26, 24 13:05:09 %");
         assert_eq!(strftime("%Y-%m-%d", 951_782_400), "2000-02-29");
     }
 }

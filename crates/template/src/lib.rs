@@ -100,11 +100,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with just a role and content.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-            ..ChatMessage::default()
-        }
+        ChatMessage { role: role.into(), content: content.into(), ..ChatMessage::default() }
     }
 }
 
@@ -131,10 +127,7 @@ impl RenderOptions {
         let mut ctx = self.extra.clone();
         let messages = messages.iter().map(message_json).collect();
         ctx.insert("messages".into(), J::Array(messages));
-        ctx.insert(
-            "add_generation_prompt".into(),
-            J::Bool(self.add_generation_prompt),
-        );
+        ctx.insert("add_generation_prompt".into(), J::Bool(self.add_generation_prompt));
         ctx.insert("bos_token".into(), J::String(self.bos_token.clone()));
         ctx.insert("eos_token".into(), J::String(self.eos_token.clone()));
         // transformers always passes `tools` and `documents`, as None when
@@ -158,10 +151,7 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate")
-            .field("source_bytes", &self.source.len())
-            .field("limits", &self.limits)
-            .finish()
+        f.debug_struct("ChatTemplate").field("source_bytes", &self.source.len()).field("limits", &self.limits).finish()
     }
 }
 
@@ -173,18 +163,10 @@ impl ChatTemplate {
 
     fn compile_here(source: &str, limits: Limits) -> Result<Self, TemplateError> {
         if source.len() > limits.max_source_bytes {
-            return Err(TemplateError::over(
-                "max_source_bytes",
-                source.len(),
-                limits.max_source_bytes,
-            ));
+            return Err(TemplateError::over("max_source_bytes", source.len(), limits.max_source_bytes));
         }
         scan::check_structure(source, &limits)?;
-        let template = ChatTemplate {
-            source: source.to_owned(),
-            limits,
-            env: build_env(&limits),
-        };
+        let template = ChatTemplate { source: source.to_owned(), limits, env: build_env(&limits) };
         template.guarded_code()?;
         Ok(template)
     }
@@ -200,11 +182,7 @@ impl ChatTemplate {
     }
 
     /// Renders a conversation.
-    pub fn render(
-        &self,
-        messages: &[ChatMessage],
-        opts: &RenderOptions,
-    ) -> Result<String, TemplateError> {
+    pub fn render(&self, messages: &[ChatMessage], opts: &RenderOptions) -> Result<String, TemplateError> {
         let ctx = Value::from_serialize(opts.context(messages));
         on_render_stack(|| self.render_value(ctx))?
     }
@@ -231,11 +209,7 @@ impl ChatTemplate {
     }
 
     fn guarded_code(&self) -> Result<GuardedCode<'_>, TemplateError> {
-        let ws = WhitespaceConfig {
-            keep_trailing_newline: false,
-            lstrip_blocks: true,
-            trim_blocks: true,
-        };
+        let ws = WhitespaceConfig { keep_trailing_newline: false, lstrip_blocks: true, trim_blocks: true };
         // A unit struct only while no crate enables minijinja's `custom_syntax`.
         #[allow(clippy::default_constructed_unit_structs)]
         let syntax = SyntaxConfig::default();
@@ -259,13 +233,10 @@ impl ChatTemplate {
         let root = with_budget(ctx, &budget);
         let mut rendered = String::new();
         let mut out = machinery::make_string_output(&mut rendered);
-        let result =
-            Vm::new(&self.env).eval(&code.root, root, &code.blocks, &mut out, AutoEscape::None);
+        let result = Vm::new(&self.env).eval(&code.root, root, &code.blocks, &mut out, AutoEscape::None);
         match result {
             Ok(_) => Ok(rendered),
-            Err(err) => Err(budget
-                .take_tripped()
-                .unwrap_or_else(|| map_error(&err, &self.limits))),
+            Err(err) => Err(budget.take_tripped().unwrap_or_else(|| map_error(&err, &self.limits))),
         }
     }
 }
@@ -285,9 +256,7 @@ fn on_render_stack<T: Send>(work: impl FnOnce() -> T + Send) -> Result<T, Templa
             .stack_size(RENDER_STACK_BYTES)
             .spawn_scoped(scope, work)
             .map_err(|e| TemplateError::Render(format!("cannot start the render thread: {e}")))?;
-        handle
-            .join()
-            .map_err(|_| TemplateError::Render("the template engine panicked".into()))
+        handle.join().map_err(|_| TemplateError::Render("the template engine panicked".into()))
     })
 }
 
@@ -305,10 +274,7 @@ fn with_budget(ctx: Value, budget: &Arc<Budget>) -> Value {
             }
         }
     }
-    map.insert(
-        BUDGET_VAR.to_owned(),
-        Value::from_dyn_object(budget.clone()),
-    );
+    map.insert(BUDGET_VAR.to_owned(), Value::from_dyn_object(budget.clone()));
     Value::from(map)
 }
 
@@ -317,11 +283,9 @@ fn map_error(err: &minijinja::Error, limits: &Limits) -> TemplateError {
     match err.kind() {
         ErrorKind::SyntaxError => TemplateError::Syntax(err.to_string()),
         ErrorKind::OutOfFuel => TemplateError::over("fuel", fuel.saturating_add(1), fuel),
-        _ if err.to_string().contains("recursion limit") => TemplateError::over(
-            "max_recursion",
-            limits.max_recursion + 1,
-            limits.max_recursion,
-        ),
+        _ if err.to_string().contains("recursion limit") => {
+            TemplateError::over("max_recursion", limits.max_recursion + 1, limits.max_recursion)
+        }
         _ => TemplateError::Render(render_message(err)),
     }
 }

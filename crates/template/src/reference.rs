@@ -56,8 +56,7 @@ pub fn render_with_python_jinja2(
     messages: &[ChatMessage],
     opts: &RenderOptions,
 ) -> Result<String, String> {
-    let unavailable =
-        |what: String| format!("{UNAVAILABLE}: {what}; run `python3 -m pip install jinja2`");
+    let unavailable = |what: String| format!("{UNAVAILABLE}: {what}; run `python3 -m pip install jinja2`");
     let request = serde_json::json!({ "source": source, "context": opts.context(messages) });
     let mut child = Command::new("python3")
         .args(["-c", SCRIPT])
@@ -71,14 +70,10 @@ pub fn render_with_python_jinja2(
             .write_all(request.to_string().as_bytes())
             .map_err(|e| unavailable(format!("cannot write to python3 ({e})")))?;
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| unavailable(format!("python3 failed ({e})")))?;
+    let output = child.wait_with_output().map_err(|e| unavailable(format!("python3 failed ({e})")))?;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     match output.status.code() {
-        Some(0) => {
-            String::from_utf8(output.stdout).map_err(|e| format!("invalid UTF-8 from python3: {e}"))
-        }
+        Some(0) => String::from_utf8(output.stdout).map_err(|e| format!("invalid UTF-8 from python3: {e}")),
         Some(RENDER_FAILED) => Err(stderr),
         _ => Err(unavailable(stderr)),
     }

@@ -14,9 +14,7 @@ use crate::guard::{ADD_FN, CHARGE_FN, CONCAT_FN, MUL_FN};
 use crate::TemplateError;
 
 /// Returns a guarded copy of `old`.
-pub(crate) fn guard_instructions<'s>(
-    old: &Instructions<'s>,
-) -> Result<Instructions<'s>, TemplateError> {
+pub(crate) fn guard_instructions<'s>(old: &Instructions<'s>) -> Result<Instructions<'s>, TemplateError> {
     let len = old.len();
     let mut new = Instructions::new(old.name(), old.source());
     let mut map = Vec::with_capacity(len + 1);
@@ -72,10 +70,7 @@ fn expand<'s>(instr: &Instruction<'s>) -> Result<Vec<Instruction<'s>>, TemplateE
     })
 }
 
-fn remap_jumps<'s>(
-    new: &mut Instructions<'s>,
-    map: &[usize],
-) -> Result<Instructions<'s>, TemplateError> {
+fn remap_jumps<'s>(new: &mut Instructions<'s>, map: &[usize]) -> Result<Instructions<'s>, TemplateError> {
     let target = |old: &u32| -> Result<u32, TemplateError> {
         let idx = *old as usize;
         let mapped = *map.get(idx).ok_or_else(|| too_long(idx))?;

@@ -7,17 +7,7 @@
 
 use crate::{Limits, TemplateError};
 
-const BLOCK_OPENERS: &[&str] = &[
-    "if",
-    "for",
-    "macro",
-    "call",
-    "filter",
-    "with",
-    "block",
-    "autoescape",
-    "raw",
-];
+const BLOCK_OPENERS: &[&str] = &["if", "for", "macro", "call", "filter", "with", "block", "autoescape", "raw"];
 
 /// Rejects sources whose nesting or per-tag size exceeds the limits.
 pub(crate) fn check_structure(src: &str, limits: &Limits) -> Result<(), TemplateError> {
@@ -37,18 +27,10 @@ pub(crate) fn check_structure(src: &str, limits: &Limits) -> Result<(), Template
         }
         let depth = blocks.saturating_add(tag.max_brackets);
         if depth > limits.max_nesting {
-            return Err(TemplateError::over(
-                "max_nesting",
-                depth,
-                limits.max_nesting,
-            ));
+            return Err(TemplateError::over("max_nesting", depth, limits.max_nesting));
         }
         if tag.tokens > limits.max_expression_tokens {
-            return Err(TemplateError::over(
-                "max_expression_tokens",
-                tag.tokens,
-                limits.max_expression_tokens,
-            ));
+            return Err(TemplateError::over("max_expression_tokens", tag.tokens, limits.max_expression_tokens));
         }
         pos = tag.end.saturating_add(2).min(bytes.len());
         if kind == b'%' && first_word(&src[open + 2..tag.end]) == "raw" {
@@ -66,9 +48,7 @@ struct TagScan {
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     let hay = bytes.get(from..)?;
-    hay.windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    hay.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
 }
 
 fn find_tag_open(bytes: &[u8], from: usize) -> Option<usize> {
@@ -84,11 +64,7 @@ fn find_tag_open(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Walks one tag body, skipping string literals, up to its closing delimiter.
 fn scan_tag(bytes: &[u8], start: usize, close: &[u8]) -> TagScan {
-    let mut scan = TagScan {
-        end: bytes.len(),
-        tokens: 0,
-        max_brackets: 0,
-    };
+    let mut scan = TagScan { end: bytes.len(), tokens: 0, max_brackets: 0 };
     let mut brackets = 0usize;
     let mut in_word = false;
     let mut i = start;
@@ -140,9 +116,7 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
 
 fn first_word(body: &str) -> &str {
     let body = body.trim_start_matches(['-', '+']).trim_start();
-    let end = body
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(body.len());
+    let end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(body.len());
     &body[..end]
 }
 
@@ -178,10 +152,7 @@ mod tests {
     use super::*;
 
     fn check(src: &str, max_nesting: usize) -> Result<(), TemplateError> {
-        let limits = Limits {
-            max_nesting,
-            ..Limits::default()
-        };
+        let limits = Limits { max_nesting, ..Limits::default() };
         check_structure(src, &limits)
     }
 

@@ -33,10 +33,7 @@ fn tool_call_message() -> ChatMessage {
 }
 
 fn tool_result_message() -> ChatMessage {
-    ChatMessage {
-        tool_call_id: Some("call_1".into()),
-        ..msg("tool", "{\"temp\": 21}")
-    }
+    ChatMessage { tool_call_id: Some("call_1".into()), ..msg("tool", "{\"temp\": 21}") }
 }
 
 fn conversations() -> Vec<(&'static str, Vec<ChatMessage>)> {
@@ -54,10 +51,7 @@ fn conversations() -> Vec<(&'static str, Vec<ChatMessage>)> {
             "no system",
             vec![
                 msg("user", "  padded question \n"),
-                msg(
-                    "assistant",
-                    "<think>hmm</think>An answer with \"quotes\" and 'ticks'.",
-                ),
+                msg("assistant", "<think>hmm</think>An answer with \"quotes\" and 'ticks'."),
                 msg("user", "Ünïcödé ✓ and\nnewlines\t"),
             ],
         ),
@@ -65,10 +59,7 @@ fn conversations() -> Vec<(&'static str, Vec<ChatMessage>)> {
             "tools",
             vec![
                 msg("system", "Use tools when needed."),
-                ChatMessage {
-                    name: Some("alice".into()),
-                    ..msg("user", "Weather in Zürich?")
-                },
+                ChatMessage { name: Some("alice".into()), ..msg("user", "Weather in Zürich?") },
                 tool_call_message(),
                 tool_result_message(),
                 msg("assistant", "It is 21 degrees."),
@@ -105,14 +96,11 @@ fn options(add_generation_prompt: bool, with_tools: bool) -> RenderOptions {
 
 /// Compares one render; returns a description of any mismatch.
 fn compare(source: &str, messages: &[ChatMessage], opts: &RenderOptions) -> Option<String> {
-    let ours =
-        ChatTemplate::compile(source, Limits::default()).and_then(|t| t.render(messages, opts));
+    let ours = ChatTemplate::compile(source, Limits::default()).and_then(|t| t.render(messages, opts));
     let theirs = render_with_python_jinja2(source, messages, opts);
     match (&ours, &theirs) {
         (Ok(a), Ok(b)) if a == b => None,
-        (Err(TemplateError::Raised(a)), Err(b)) if b.strip_prefix("TemplateError: ") == Some(a) => {
-            None
-        }
+        (Err(TemplateError::Raised(a)), Err(b)) if b.strip_prefix("TemplateError: ") == Some(a) => None,
         (_, Err(b)) if b.starts_with(UNAVAILABLE) => panic!("{b}"),
         _ => Some(format!("minijinja: {ours:?}\njinja2:    {theirs:?}")),
     }
@@ -121,11 +109,7 @@ fn compare(source: &str, messages: &[ChatMessage], opts: &RenderOptions) -> Opti
 #[test]
 fn python_jinja2_is_available() {
     let out = render_with_python_jinja2("{{ 1 + 1 }}", &[], &RenderOptions::default());
-    assert_eq!(
-        out.as_deref(),
-        Ok("2"),
-        "python3 with jinja2 is required: python3 -m pip install jinja2"
-    );
+    assert_eq!(out.as_deref(), Ok("2"), "python3 with jinja2 is required: python3 -m pip install jinja2");
 }
 
 #[test]
@@ -138,19 +122,13 @@ fn fixtures_render_identically_to_jinja2() {
                 let opts = options(gen, with_tools);
                 compared += 1;
                 if let Some(diff) = compare(source, &messages, &opts) {
-                    failures.push(format!(
-                        "{name} / {conversation} / generation_prompt={gen} tools={with_tools}\n{diff}"
-                    ));
+                    failures
+                        .push(format!("{name} / {conversation} / generation_prompt={gen} tools={with_tools}\n{diff}"));
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {compared} renders differ:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{} of {compared} renders differ:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 
 #[test]

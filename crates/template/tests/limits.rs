@@ -13,10 +13,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Defaults, except that big sources are allowed so the other checks run.
 fn limits() -> Limits {
-    Limits {
-        max_source_bytes: 16 * 1024 * 1024,
-        ..Limits::default()
-    }
+    Limits { max_source_bytes: 16 * 1024 * 1024, ..Limits::default() }
 }
 
 fn compile_and_render(source: &str) -> Result<String, TemplateError> {
@@ -35,9 +32,7 @@ fn hostile_on_stack(source: String, stack: usize) -> TemplateError {
             let _ = tx.send(compile_and_render(&source));
         })
         .expect("spawn");
-    let result = rx
-        .recv_timeout(DEADLINE)
-        .unwrap_or_else(|_| panic!("template did not finish within {DEADLINE:?}"));
+    let result = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| panic!("template did not finish within {DEADLINE:?}"));
     assert!(started.elapsed() < DEADLINE);
     match result {
         Ok(out) => panic!("hostile template rendered {} bytes", out.len()),
@@ -64,11 +59,7 @@ fn deep_block_nesting_is_refused_before_parsing() {
     let n = 10_000;
     let ifs = format!("{}x{}", "{% if true %}".repeat(n), "{% endif %}".repeat(n));
     assert_limit(&hostile_on_stack(ifs, SMALL_STACK), "max_nesting");
-    let fors = format!(
-        "{}x{}",
-        "{% for a in [1] %}".repeat(n),
-        "{% endfor %}".repeat(n)
-    );
+    let fors = format!("{}x{}", "{% for a in [1] %}".repeat(n), "{% endfor %}".repeat(n));
     assert_limit(&hostile_on_stack(fors, SMALL_STACK), "max_nesting");
 }
 
@@ -82,20 +73,11 @@ fn deep_expression_nesting_is_refused_before_parsing() {
     let unclosed = format!("{{{{ {}", "(".repeat(n));
     assert_limit(&hostile_on_stack(unclosed, SMALL_STACK), "max_nesting");
     let nots = format!("{{{{ {}x }}}}", "not ".repeat(n));
-    assert_limit(
-        &hostile_on_stack(nots, SMALL_STACK),
-        "max_expression_tokens",
-    );
+    assert_limit(&hostile_on_stack(nots, SMALL_STACK), "max_expression_tokens");
     let chain = format!("{{{{ 1{} }}}}", "+1".repeat(n));
-    assert_limit(
-        &hostile_on_stack(chain, SMALL_STACK),
-        "max_expression_tokens",
-    );
+    assert_limit(&hostile_on_stack(chain, SMALL_STACK), "max_expression_tokens");
     let attrs = format!("{{{{ x{} }}}}", ".a".repeat(n));
-    assert_limit(
-        &hostile_on_stack(attrs, SMALL_STACK),
-        "max_expression_tokens",
-    );
+    assert_limit(&hostile_on_stack(attrs, SMALL_STACK), "max_expression_tokens");
 }
 
 #[test]
@@ -135,10 +117,7 @@ fn longest_allowed_expressions_still_compile() {
         // `x.a.a...` on an undefined `x` is a render error, as in jinja2;
         // what matters is that the template was accepted and ran.
         let rendered = rx.recv_timeout(DEADLINE).expect("finished");
-        assert!(
-            matches!(rendered, Ok(_) | Err(TemplateError::Render(_))),
-            "{rendered:?}"
-        );
+        assert!(matches!(rendered, Ok(_) | Err(TemplateError::Render(_))), "{rendered:?}");
     }
 }
 
@@ -149,35 +128,13 @@ fn runaway_loops_run_out_of_fuel_or_range() {
     let nested = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
     let err = hostile(nested.to_owned());
     // Which trips first depends on machine speed (and debug vs release).
-    assert!(
-        matches!(
-            err,
-            TemplateError::OverLimit {
-                limit: "fuel" | "timeout (ms)",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let slow = Limits {
-        fuel: 100_000,
-        timeout: Duration::from_secs(60),
-        ..Limits::default()
-    };
+    assert!(matches!(err, TemplateError::OverLimit { limit: "fuel" | "timeout (ms)", .. }), "{err:?}");
+    let slow = Limits { fuel: 100_000, timeout: Duration::from_secs(60), ..Limits::default() };
     let t = ChatTemplate::compile(nested, slow).unwrap();
-    assert_limit(
-        &t.render(&[], &RenderOptions::default()).unwrap_err(),
-        "fuel",
-    );
-    let fast = Limits {
-        timeout: Duration::from_millis(50),
-        ..Limits::default()
-    };
+    assert_limit(&t.render(&[], &RenderOptions::default()).unwrap_err(), "fuel");
+    let fast = Limits { timeout: Duration::from_millis(50), ..Limits::default() };
     let t = ChatTemplate::compile(nested, fast).unwrap();
-    assert_limit(
-        &t.render(&[], &RenderOptions::default()).unwrap_err(),
-        "timeout (ms)",
-    );
+    assert_limit(&t.render(&[], &RenderOptions::default()).unwrap_err(), "timeout (ms)");
 }
 
 #[test]
@@ -200,25 +157,16 @@ fn source_size_is_capped() {
 fn output_size_is_capped() {
     let emitted = "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}";
     assert_limit(&hostile(emitted.to_owned()), "max_output_bytes");
-    let raw = format!(
-        "{{% for i in range(100000) %}}{}{{% endfor %}}",
-        "y".repeat(2000)
-    );
+    let raw = format!("{{% for i in range(100000) %}}{}{{% endfor %}}", "y".repeat(2000));
     assert_limit(&hostile(raw), "max_output_bytes");
 }
 
 #[test]
 fn output_limit_is_configurable() {
-    let limits = Limits {
-        max_output_bytes: 10,
-        ..Limits::default()
-    };
+    let limits = Limits { max_output_bytes: 10, ..Limits::default() };
     let t = ChatTemplate::compile("{{ 'x' * 11 }}", limits).unwrap();
     let err = t.render(&[], &RenderOptions::default()).unwrap_err();
     assert_limit(&err, "max_output_bytes");
     let t = ChatTemplate::compile("0123456789", limits).unwrap();
-    assert_eq!(
-        t.render(&[], &RenderOptions::default()).unwrap(),
-        "0123456789"
-    );
+    assert_eq!(t.render(&[], &RenderOptions::default()).unwrap(), "0123456789");
 }

@@ -86,13 +86,9 @@ fn run(source: &'static str) -> Result<String, TemplateError> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let t = ChatTemplate::compile(source, Limits::default());
-        let _ =
-            tx.send(t.and_then(|t| {
-                t.render(&[ChatMessage::new("user", "hi")], &RenderOptions::default())
-            }));
+        let _ = tx.send(t.and_then(|t| t.render(&[ChatMessage::new("user", "hi")], &RenderOptions::default())));
     });
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("did not finish in time: {source}"))
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("did not finish in time: {source}"))
 }
 
 #[test]

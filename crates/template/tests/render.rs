@@ -14,10 +14,7 @@ fn conversation() -> Vec<ChatMessage> {
 }
 
 fn render(source: &str, add_generation_prompt: bool) -> Result<String, TemplateError> {
-    let opts = RenderOptions {
-        add_generation_prompt,
-        ..RenderOptions::default()
-    };
+    let opts = RenderOptions { add_generation_prompt, ..RenderOptions::default() };
     ChatTemplate::compile(source, Limits::default())?.render(&conversation(), &opts)
 }
 
@@ -34,10 +31,7 @@ fn chatml_renders_turns_exactly() {
 fn raise_exception_surfaces_message() {
     let src = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}";
     let err = render(src, false).unwrap_err();
-    assert_eq!(
-        err,
-        TemplateError::Raised("System role not supported".into())
-    );
+    assert_eq!(err, TemplateError::Raised("System role not supported".into()));
     assert!(err.to_string().contains("System role not supported"));
 }
 
@@ -56,10 +50,7 @@ fn undefined_values_are_lenient_like_jinja2() {
 #[test]
 fn python_methods_and_hf_extras_work() {
     let src = "{{ '  x '.strip() }}|{{ 'abc'.startswith('a') }}|{{ {'a': [1, 'é']}|tojson }}|{{ {'a': 1}|tojson(indent=2) }}|{{ strftime_now('%Y')|length }}";
-    assert_eq!(
-        render(src, false).unwrap(),
-        "x|True|{\"a\": [1, \"é\"]}|{\n  \"a\": 1\n}|4"
-    );
+    assert_eq!(render(src, false).unwrap(), "x|True|{\"a\": [1, \"é\"]}|{\n  \"a\": 1\n}|4");
 }
 
 #[test]
@@ -67,10 +58,7 @@ fn loops_namespaces_and_macros_work() {
     let src = "{% set ns = namespace(n=0) %}{% macro m(x) %}[{{ x }}]{% endmacro %}\
                {% for msg in messages %}{% set ns.n = ns.n + 1 %}{% if loop.first %}F{% endif %}\
                {{ m(msg.role) }}{% if loop.last %}L{{ loop.length }}{% endif %}{% endfor %}{{ ns.n }}";
-    assert_eq!(
-        render(src, false).unwrap(),
-        "F[system][user][assistant][user]L44"
-    );
+    assert_eq!(render(src, false).unwrap(), "F[system][user][assistant][user]L44");
 }
 
 #[test]
@@ -78,10 +66,7 @@ fn dry_run_accepts_good_and_system_refusing_templates() {
     let chatml = ChatTemplate::compile(CHATML, Limits::default()).unwrap();
     chatml.dry_run().unwrap();
     let refusing = "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system') }}{% endif %}{{ m.content }}{% endfor %}";
-    ChatTemplate::compile(refusing, Limits::default())
-        .unwrap()
-        .dry_run()
-        .unwrap();
+    ChatTemplate::compile(refusing, Limits::default()).unwrap().dry_run().unwrap();
 }
 
 #[test]
@@ -116,8 +101,5 @@ fn rendering_a_real_template_is_fast() {
     let per_render = started.elapsed() / 100;
     eprintln!("qwen2.5 render: {per_render:?}");
     // Generous: debug builds on a loaded machine; release is far faster.
-    assert!(
-        per_render < std::time::Duration::from_millis(50),
-        "{per_render:?}"
-    );
+    assert!(per_render < std::time::Duration::from_millis(50), "{per_render:?}");
 }

@@ -22,16 +22,8 @@ impl Outcome {
             self.code,
             self.stderr
         );
-        assert!(
-            !self.stderr.contains("panicked"),
-            "{what}: panicked\n{}",
-            self.stderr
-        );
-        assert!(
-            self.stderr.contains("augur: error:"),
-            "{what}: no clear message\n{}",
-            self.stderr
-        );
+        assert!(!self.stderr.contains("panicked"), "{what}: panicked\n{}", self.stderr);
+        assert!(self.stderr.contains("augur: error:"), "{what}: no clear message\n{}", self.stderr);
     }
 }
 
@@ -76,10 +68,7 @@ pub fn augur(args: &[&str], home: &Path, timeout: Duration, mem_kib: u64) -> Out
 
 /// The shared model cache, where the test script pulled the catalogue models.
 pub fn cached_model(name: &str) -> std::path::PathBuf {
-    augur_store::Store::open_default()
-        .unwrap()
-        .ensure(name, false)
-        .unwrap()
+    augur_store::Store::open_default().unwrap().ensure(name, false).unwrap()
 }
 
 /// Files in a store directory that are not finished models or their sidecars.
@@ -89,10 +78,6 @@ pub fn stray_files(models_dir: &Path) -> Vec<String> {
     };
     rd.filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            !(n.ends_with(".gguf")
-                || n.ends_with(".json")
-                || n.starts_with('.') && n.ends_with(".lock"))
-        })
+        .filter(|n| !(n.ends_with(".gguf") || n.ends_with(".json") || n.starts_with('.') && n.ends_with(".lock")))
         .collect()
 }

@@ -45,20 +45,15 @@ pub fn write_tiny_gguf(dir: &Path, file: &str, n: u64) -> PathBuf {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a wheel named like pip would, holding `member` with `data`.
 pub fn write_wheel(dir: &Path, module: &str, version: &str, member: &str, data: &[u8]) {
     let path = dir.join(format!("{module}-{version}-py3-none-any.whl"));
     let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    zip.start_file(format!("{module}/__init__.py"), opts)
-        .unwrap();
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file(format!("{module}/__init__.py"), opts).unwrap();
     zip.start_file(member, opts).unwrap();
     zip.write_all(data).unwrap();
     zip.finish().unwrap();
