@@ -150,7 +150,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         Prompt::Text(text)
     };
-    let req = GenerateRequest { prompt, max_tokens: a.max_tokens, sampling, stop: Vec::new() };
+    let req = GenerateRequest { sampling, ..GenerateRequest::new(prompt, a.max_tokens) };
     let (text, done) = drive(&worker, req, !a.json)?;
     if a.json {
         println!("{}", serde_json::to_string(&json_report(&a.model.model, &text, &done))?);
