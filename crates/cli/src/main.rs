@@ -1,5 +1,6 @@
 //! The `augur` command.
 
+mod check;
 mod models;
 mod run;
 mod serve;
@@ -21,14 +22,27 @@ enum Command {
     Pull(models::PullArgs),
     /// List the models in the store.
     Models(models::ModelsArgs),
+    /// Serve an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
+    /// Load a model once in an isolated child process and report whether it is safe.
+    Check(check::CheckArgs),
+    /// Internal: the child side of `augur check`.
+    #[command(hide = true)]
+    CheckChild(check::ChildArgs),
 }
 
 fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUGUR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Pull(a) => models::pull(a),
         Command::Models(a) => models::list(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Check(a) => check::check(a),
+        Command::CheckChild(a) => check::child(a),
     };
     if let Err(e) = result {
         eprintln!("augur: error: {e:#}");

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use augur_engine::{ChatMessage, ContextParams, ModelParams};
 use augur_gguf::MetaOverride;
-use augur_runtime::{Backend, Completion, Event, GenerateRequest, ModelWorker, Prompt, WorkerConfig};
+use augur_runtime::{
+    Backend, Completion, DraftConfig, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecSettings, WorkerConfig,
+};
 use augur_sampling::SamplingParams;
 use augur_store::Store;
 use clap::Args;
@@ -36,6 +38,43 @@ pub struct ModelArgs {
     /// Off by default: repacked kernels are not batch-invariant.
     #[arg(long)]
     pub repack: bool,
+    /// Speculation: off, lookup (prompt n-grams), draft (a draft model),
+    /// suffix, or auto (the cost model picks among all sources each step).
+    #[arg(long, value_enum, default_value = "off")]
+    pub spec: SpecArg,
+    /// Draft model (same tokenizer as the target). Default with --spec
+    /// draft/auto: qwen2.5-coder-0.5b when the target is a Qwen2.5 coder.
+    #[arg(long)]
+    pub draft_model: Option<String>,
+    /// Longest draft per step.
+    #[arg(long, default_value_t = 16)]
+    pub spec_max: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecArg {
+    Off,
+    Lookup,
+    Draft,
+    Suffix,
+    Auto,
+}
+
+impl From<SpecArg> for SpecMode {
+    fn from(a: SpecArg) -> Self {
+        match a {
+            SpecArg::Off => SpecMode::Off,
+            SpecArg::Lookup => SpecMode::Lookup,
+            SpecArg::Draft => SpecMode::Draft,
+            SpecArg::Suffix => SpecMode::Suffix,
+            SpecArg::Auto => SpecMode::Auto,
+        }
+    }
+}
+
+/// The catalogue's draft for a target, when there is one.
+pub fn default_draft_for(target: &str) -> Option<&'static str> {
+    target.starts_with("qwen2.5-coder").then_some("qwen2.5-coder-0.5b").filter(|d| *d != target)
 }
 
 impl ModelArgs {
@@ -51,13 +90,44 @@ impl ModelArgs {
             context.threads = t;
             context.threads_batch = t;
         }
+        let store = Store::open_default()?;
+        let mode = SpecMode::from(self.spec);
+        let draft = self.draft_path(&store, mode)?.map(|p| DraftConfig {
+            path: p,
+            model: ModelParams { mmap: true, repack: self.repack, overrides: Vec::new() },
+            context: context.clone(),
+        });
+        if mode == SpecMode::Draft && draft.is_none() {
+            bail!("--spec draft needs --draft-model (no default draft for {name})");
+        }
+        if !(1..=64).contains(&self.spec_max) {
+            bail!("--spec-max must be in 1..=64, got {}", self.spec_max);
+        }
+        let spec = SpecSettings { mode, spec_max: self.spec_max, ..SpecSettings::default() };
+        let stem = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(WorkerConfig {
-            name: name.to_string(),
-            path,
             model: ModelParams { mmap: true, repack: self.repack, overrides },
             context,
-            queue: 1,
+            spec,
+            draft,
+            calibration_dir: store.root().parent().map(|p| p.join("calibration")),
+            suffix_store: store.root().parent().map(|p| p.join("suffix").join(format!("{stem}.bin"))),
+            ..WorkerConfig::new(name, path)
         })
+    }
+
+    /// The draft model: the one given, else the catalogue default when the
+    /// mode can use one.
+    fn draft_path(&self, store: &Store, mode: SpecMode) -> Result<Option<PathBuf>> {
+        let name = match (&self.draft_model, mode) {
+            (Some(d), _) => d.as_str(),
+            (None, SpecMode::Draft | SpecMode::Auto) => match default_draft_for(&self.model) {
+                Some(d) => d,
+                None => return Ok(None),
+            },
+            (None, _) => return Ok(None),
+        };
+        Ok(Some(store.ensure(name, true)?))
     }
 
     /// Find the model, pulling a catalogue model on first use.
@@ -165,6 +235,22 @@ pub fn run(a: RunArgs) -> Result<()> {
             u.decode_tps(),
             done.finish_reason.as_str()
         );
+        let s = &done.spec;
+        if s.drafted > 0 || a.model.spec != SpecArg::Off {
+            eprintln!(
+                "augur: spec {:?} | steps {} | drafted {} | accepted {} ({:.0}%) | lookup {}/{} | draft {}/{} | mean accepted length {:.2}",
+                a.model.spec,
+                s.steps,
+                s.drafted,
+                s.accepted,
+                100.0 * s.acceptance(),
+                s.lookup.accepted,
+                s.lookup.drafted,
+                s.draft.accepted,
+                s.draft.drafted,
+                s.mean_accepted_length()
+            );
+        }
     }
     Ok(())
 }
@@ -205,5 +291,15 @@ fn json_report(model: &str, text: &str, done: &Completion) -> serde_json::Value 
         "prefill_time": u.prefill_time.as_secs_f64(),
         "decode_time": u.decode_time.as_secs_f64(),
         "tokens": done.tokens,
+        "spec": {
+            "mode": done.spec.mode,
+            "steps": done.spec.steps,
+            "drafted": done.spec.drafted,
+            "accepted": done.spec.accepted,
+            "acceptance": done.spec.acceptance(),
+            "mean_accepted_length": done.spec.mean_accepted_length(),
+            "sources": { "lookup": done.spec.lookup, "draft": done.spec.draft },
+            "accepted_at": done.spec.accepted_at,
+        },
     })
 }

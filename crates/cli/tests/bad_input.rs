@@ -71,10 +71,13 @@ fn hostile_files_are_refused_before_llama_cpp() {
     for (name, bytes) in &variants {
         let p = h.join(format!("{}.gguf", sanitize(name)));
         std::fs::write(&p, bytes).unwrap();
-        let o = augur(&["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "2"], h, Duration::from_secs(20), 2 << 20);
-        o.assert_clean_error(name);
-        // Refused by augur's own check: llama.cpp never printed its loader banner.
-        assert!(!o.stderr.contains("llama_model_load"), "{name} reached llama.cpp: {}", o.stderr);
+        let ps = p.to_str().unwrap();
+        for args in [&["run", "-m", ps, "-p", "hi", "-n", "2"][..], &["check", ps][..]] {
+            let o = augur(args, h, Duration::from_secs(20), 2 << 20);
+            o.assert_clean_error(&format!("{name} ({})", args[0]));
+            // Refused by augur's own check: llama.cpp never printed its loader banner.
+            assert!(!o.stderr.contains("llama_model_load"), "{name} reached llama.cpp: {}", o.stderr);
+        }
     }
 }
 
@@ -88,6 +91,12 @@ fn tiny_generated_model_loads_and_generates() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert!(v["completion_tokens"].as_u64().unwrap() >= 1);
+    // The isolated load check passes, and is remembered by the file's hash.
+    let o = augur(&["check", p.to_str().unwrap()], h, T, MEM);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("loads and generates"), "{}", o.stdout);
+    let o = augur(&["check", p.to_str().unwrap()], h, T, MEM);
+    assert!(o.stdout.contains("checked before"), "{}", o.stdout);
     // A corrupt neighbour in the store does not stop `augur models` listing.
     let o = augur(&["pull", p.to_str().unwrap()], h, T, MEM);
     assert_eq!(o.code, Some(0), "{}", o.stderr);

@@ -11,6 +11,7 @@ pub struct Batch {
     raw: sys::llama_batch,
     capacity: usize,
     n_seq_max: usize,
+    outputs: usize,
 }
 
 // SAFETY: the batch owns its buffers exclusively; moving it between threads is
@@ -40,11 +41,17 @@ impl Batch {
         if raw.token.is_null() || raw.pos.is_null() || raw.seq_id.is_null() || raw.logits.is_null() {
             return Err(EngineError::Param { name: "batch", why: "allocation failed".into() });
         }
-        Ok(Batch { raw, capacity, n_seq_max })
+        Ok(Batch { raw, capacity, n_seq_max, outputs: 0 })
     }
 
     pub fn clear(&mut self) {
         self.raw.n_tokens = 0;
+        self.outputs = 0;
+    }
+
+    /// How many entries asked for logits.
+    pub fn outputs(&self) -> usize {
+        self.outputs
     }
 
     pub fn len(&self) -> usize {
@@ -83,6 +90,7 @@ impl Batch {
             *self.raw.logits.add(i) = i8::from(logits);
         }
         self.raw.n_tokens += 1;
+        self.outputs += usize::from(logits);
         Ok(i)
     }
 

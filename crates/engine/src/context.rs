@@ -73,6 +73,7 @@ pub struct Context {
     abort: Arc<AtomicBool>,
     n_ctx: u32,
     n_seq_max: u32,
+    n_outputs: usize,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
 
@@ -122,7 +123,7 @@ impl Context {
         };
         // SAFETY: live context.
         let n_ctx = unsafe { sys::llama_n_ctx(ptr.as_ptr()) };
-        Ok(Context { ptr, model, abort, n_ctx, n_seq_max: params.n_seq_max, _not_sync: PhantomData })
+        Ok(Context { ptr, model, abort, n_ctx, n_seq_max: params.n_seq_max, n_outputs: 0, _not_sync: PhantomData })
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -158,13 +159,17 @@ impl Context {
         if let Some(&bad) = batch.tokens().iter().find(|&&t| t < 0 || t >= n_vocab) {
             return Err(EngineError::TokenOutOfRange { token: bad, n_vocab });
         }
+        self.n_outputs = 0;
         let start = Instant::now();
         // SAFETY: the batch's arrays are valid for n_tokens entries; ids were
         // checked above and seq ids are checked by llama.cpp against n_seq_max.
         let rc = unsafe { sys::llama_decode(self.ptr.as_ptr(), batch.raw()) };
         let elapsed = start.elapsed();
         match rc {
-            0 => Ok(DecodeTiming { n_tokens: batch.len(), elapsed }),
+            0 => {
+                self.n_outputs = batch.outputs();
+                Ok(DecodeTiming { n_tokens: batch.len(), elapsed })
+            }
             1 => Err(EngineError::KvFull { n_ctx: self.n_ctx }),
             2 => Err(EngineError::Aborted),
             other => Err(EngineError::Decode(other)),
@@ -181,6 +186,21 @@ impl Context {
         unsafe {
             let p = sys::llama_get_logits_ith(self.ptr.as_ptr(), i);
             (!p.is_null()).then(|| std::slice::from_raw_parts(p, self.model.n_vocab() as usize))
+        }
+    }
+
+    /// Logits of every entry of the last decode that asked for them, in batch
+    /// order, as one `outputs × n_vocab` slice.
+    pub fn logits_all(&self) -> Option<&[f32]> {
+        if self.n_outputs == 0 {
+            return None;
+        }
+        let n = self.n_outputs.checked_mul(self.model.n_vocab() as usize)?;
+        // SAFETY: after a successful decode llama.cpp holds n_outputs rows of
+        // n_vocab logits contiguously, in batch order; the slice borrows self.
+        unsafe {
+            let p = sys::llama_get_logits(self.ptr.as_ptr());
+            (!p.is_null()).then(|| std::slice::from_raw_parts(p, n))
         }
     }
 

@@ -1,14 +1,12 @@
-//! The plain generation loop: prefill, then one token per decode.
-//!
-//! The speculative driver reuses `prefill` and `Emitter`; only the step that
-//! produces tokens differs.
+//! Pieces of the generation loop: prefill, and the emitter that turns
+//! accepted tokens into streamed text. The loop itself is in `speculate`.
 
 use std::time::Instant;
 
 use augur_engine::{Batch, Context, Detokenizer, Model};
-use augur_sampling::{Sampler, Token};
+use augur_sampling::Token;
 
-use crate::request::{Completion, Event, FinishReason, GenerateRequest, Usage};
+use crate::request::{Event, FinishReason, GenerateRequest, Usage};
 use crate::stop::{StopMatcher, StopState};
 use crate::RuntimeError;
 
@@ -135,36 +133,4 @@ impl Clock {
             time_to_first_token: first - self.start,
         }
     }
-}
-
-/// Plain decoding: one sampled token per decode call.
-pub fn generate_plain(
-    ctx: &mut Context,
-    batch: &mut Batch,
-    prompt: &[Token],
-    req: &GenerateRequest,
-    sink: &mut dyn Sink,
-) -> Result<Completion, RuntimeError> {
-    let model = ctx.model().clone();
-    let mut sampler = Sampler::new(req.sampling.clone(), model.n_vocab() as usize)
-        .map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
-    let start = Instant::now();
-    ctx.kv_remove(0, -1, -1)?;
-    let mut last = prefill(ctx, batch, prompt, 0)?;
-    let clock = Clock { start, prefill_done: Instant::now() };
-    let mut em = Emitter::new(&model, req);
-    let mut n_past = prompt.len();
-    let finish = loop {
-        let logits = ctx.logits(last).ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
-        let token = sampler.sample(logits).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
-        if let Some(f) = em.accept(&[token], sink) {
-            break f;
-        }
-        batch.clear();
-        last = batch.add(token, pos(n_past)?, &[0], true)?;
-        n_past += 1;
-        ctx.decode(batch)?;
-    };
-    let usage = clock.usage(prompt.len(), 0, &em);
-    Ok(Completion { finish_reason: finish, usage, tokens: std::mem::take(&mut em.tokens) })
 }

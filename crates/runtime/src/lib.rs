@@ -3,12 +3,17 @@
 //! Callers (CLI, server, bench) see only the [`Backend`] trait: submit a
 //! [`GenerateRequest`], read a [`TokenStream`] of [`Event`]s.
 
+mod calibrate;
+mod draft;
 mod error;
 pub mod generate;
 mod request;
+pub mod speculate;
 pub mod stop;
 mod worker;
 
+pub use calibrate::machine_id;
 pub use error::RuntimeError;
 pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage};
-pub use worker::{prepare, Backend, ModelWorker, TokenStream, WorkerConfig};
+pub use speculate::{DraftPolicy, SpecSettings, SpecStats};
+pub use worker::{prepare, Backend, DraftConfig, ModelWorker, TokenStream, WorkerConfig};

@@ -130,6 +130,8 @@ pub struct Completion {
     /// Generated token ids (up to a stop string, if one matched).
     #[serde(skip)]
     pub tokens: Vec<Token>,
+    /// What speculation did.
+    pub spec: crate::speculate::SpecStats,
 }
 
 /// What a token stream carries.

@@ -11,8 +11,10 @@ use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams}
 use augur_sampling::Token;
 use tokio::sync::mpsc;
 
-use crate::generate::{generate_plain, Sink};
-use crate::request::{Event, GenerateRequest, Prompt};
+use crate::draft::DraftModel;
+use crate::generate::Sink;
+use crate::request::{Event, GenerateRequest, Prompt, SpecMode};
+use crate::speculate::{self, SpecSettings, Speculator};
 use crate::RuntimeError;
 
 /// The narrow interface the CLI, the server and the bench all drive.
@@ -59,6 +61,36 @@ pub struct WorkerConfig {
     pub context: ContextParams,
     /// Requests that may wait while one runs.
     pub queue: usize,
+    pub spec: SpecSettings,
+    /// A draft model sharing the target's vocabulary.
+    pub draft: Option<DraftConfig>,
+    /// Where measured cost curves are cached (none: measure every load).
+    pub calibration_dir: Option<PathBuf>,
+    /// Where the global suffix tree of this model is persisted.
+    pub suffix_store: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DraftConfig {
+    pub path: PathBuf,
+    pub model: ModelParams,
+    pub context: ContextParams,
+}
+
+impl WorkerConfig {
+    pub fn new(name: &str, path: PathBuf) -> Self {
+        Self {
+            name: name.into(),
+            path,
+            model: ModelParams::default(),
+            context: ContextParams::default(),
+            queue: 1,
+            spec: SpecSettings::default(),
+            draft: None,
+            calibration_dir: None,
+            suffix_store: None,
+        }
+    }
 }
 
 struct Job {
@@ -160,7 +192,7 @@ type Ready = SyncSender<Result<(Arc<Model>, u32), String>>;
 
 fn worker_main(cfg: WorkerConfig, jobs: Receiver<Job>, ready: Ready, waiting: Arc<AtomicUsize>) {
     let loaded = load(&cfg);
-    let (mut ctx, mut batch) = match loaded {
+    let (mut ctx, mut batch, mut spec) = match loaded {
         Ok(v) => v,
         Err(e) => {
             let _ = ready.send(Err(e.to_string()));
@@ -173,15 +205,68 @@ fn worker_main(cfg: WorkerConfig, jobs: Receiver<Job>, ready: Ready, waiting: Ar
     drop(ready);
     while let Ok(job) = jobs.recv() {
         waiting.fetch_sub(1, Ordering::Relaxed);
-        run_job(&mut ctx, &mut batch, job);
+        let uses_suffix = matches!(job.req.spec.mode.unwrap_or(cfg.spec.mode), SpecMode::Suffix | SpecMode::Auto);
+        run_job(&mut ctx, &mut batch, &mut spec, job);
+        if let (true, Some(path)) = (uses_suffix, cfg.suffix_store.as_deref()) {
+            spec.save_suffix(path);
+        }
     }
 }
 
-fn load(cfg: &WorkerConfig) -> Result<(Context, Batch), RuntimeError> {
+fn load(cfg: &WorkerConfig) -> Result<(Context, Batch, Speculator), RuntimeError> {
     let model = Arc::new(Model::load(&cfg.path, &cfg.model)?);
-    let ctx = Context::new(model, &cfg.context)?;
-    let batch = Batch::new(cfg.context.n_batch as usize, cfg.context.n_seq_max as usize)?;
-    Ok((ctx, batch))
+    let draft = cfg.draft.as_ref().map(|d| load_draft(&model, d, cfg.spec.draft_min_confidence)).transpose()?;
+    let mut ctx = Context::new(model, &cfg.context)?;
+    let mut batch = Batch::new(cfg.context.n_batch as usize, cfg.context.n_seq_max as usize)?;
+    let global = cfg.suffix_store.as_deref().map(load_global);
+    let mut spec = Speculator::new(cfg.spec.clone(), draft, global)?;
+    if cfg.spec.mode != SpecMode::Off || spec.has_draft_model() {
+        if let Some(d) = spec.draft_model_mut() {
+            d.calibrate()?;
+        }
+        let id = model_id(&cfg.path, ctx.model());
+        let curve = crate::calibrate::load_or_measure(
+            &mut ctx,
+            &mut batch,
+            &id,
+            cfg.context.threads,
+            cfg.calibration_dir.as_deref(),
+        )?;
+        let cost = augur_spec::CostModel::from_curve(&curve).map_err(|e| RuntimeError::LoadFailed(e.to_string()))?;
+        spec.set_cost(cost, curve.invariant_batch);
+    }
+    Ok((ctx, batch, spec))
+}
+
+/// The global suffix tree: a corrupt or newer file gives a warning and a
+/// fresh tree, never a failed load.
+fn load_global(path: &std::path::Path) -> augur_spec::SharedGlobal {
+    let (tree, warning) = augur_spec::GlobalSuffixTree::load_or_fresh(
+        path,
+        augur_spec::suffix::DEFAULT_GLOBAL_BUDGET,
+        augur_spec::suffix::DEFAULT_MAX_DEPTH,
+    );
+    if let Some(w) = warning {
+        tracing::warn!("suffix store {}: {w}; starting fresh", path.display());
+    }
+    Arc::new(std::sync::RwLock::new(tree))
+}
+
+fn load_draft(target: &Model, d: &DraftConfig, min_confidence: f32) -> Result<DraftModel, RuntimeError> {
+    let model = Arc::new(Model::load(&d.path, &d.model)?);
+    target.check_same_vocab(&model).map_err(|why| {
+        RuntimeError::LoadFailed(format!(
+            "draft model {} does not share the target's vocabulary: {why}",
+            d.path.display()
+        ))
+    })?;
+    DraftModel::new(model, &d.context, min_confidence)
+}
+
+/// Curves are per model file: name, size and quantisation identify it.
+fn model_id(path: &std::path::Path, model: &Model) -> String {
+    let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    format!("{name}-{}-{}", model.info().file_size, model.info().quant)
 }
 
 struct ChannelSink {
@@ -199,7 +284,7 @@ impl Sink for ChannelSink {
     }
 }
 
-fn run_job(ctx: &mut Context, batch: &mut Batch, job: Job) {
+fn run_job(ctx: &mut Context, batch: &mut Batch, spec: &mut Speculator, job: Job) {
     let mut sink = ChannelSink { tx: job.tx, cancel: job.cancel };
     // A client that left while queued costs nothing.
     if sink.is_closed() {
@@ -208,7 +293,7 @@ fn run_job(ctx: &mut Context, batch: &mut Batch, job: Job) {
     ctx.set_cancel_flag(sink.cancel.clone());
     let result = prepare(ctx.model(), ctx.n_ctx(), &job.req).and_then(|prompt| {
         sink.send(Event::Started { prompt_tokens: prompt.len(), cached_tokens: 0 });
-        generate_plain(ctx, batch, &prompt, &job.req, &mut sink)
+        speculate::generate(ctx, batch, spec, &prompt, &job.req, &mut sink)
     });
     // Leave the cache empty so an abandoned request holds no cells.
     let _ = ctx.kv_remove(0, -1, -1);

@@ -26,6 +26,14 @@ pub struct CostCurve {
     /// `costs[k-1]` = seconds to verify a batch of `k` tokens (raw
     /// measurements; see [`CostCurve::monotone_envelope`]).
     pub costs: Vec<f64>,
+    /// Largest batch whose logits are bit-identical to decoding each token
+    /// alone; verification is split into chunks of at most this size.
+    #[serde(default = "one")]
+    pub invariant_batch: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 #[derive(Serialize, Deserialize)]
@@ -167,6 +175,7 @@ mod tests {
             machine_id: "box-1".into(),
             threads: 2,
             costs: vec![0.055, 0.095, 0.1545, 0.214],
+            invariant_batch: 4,
         }
     }
 

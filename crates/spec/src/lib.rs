@@ -35,6 +35,7 @@ pub mod curve;
 pub mod drafter;
 pub mod lookup;
 pub mod stats;
+pub mod suffix;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ pub use curve::{CostCurve, COST_CURVE_VERSION};
 pub use drafter::{Draft, DraftSourceId, Drafter};
 pub use lookup::{LookupConfig, PromptLookup};
 pub use stats::{AcceptancePrior, AcceptanceStats, SourceCounters, StatsConfig};
+pub use suffix::{
+    DraftTree, GlobalSuffixTree, SharedGlobal, SuffixConfig, SuffixDraft, SuffixDrafter, SuffixError, SuffixParams,
+    SuffixTree,
+};
 pub use verify::{
     accept_greedy, verify_position, verify_stochastic, DraftProbs, LogitRows, Step, TargetDists, Verdict,
 };
@@ -76,4 +81,6 @@ pub enum SpecError {
     Version { found: u32, expected: u32 },
     #[error("cost curve checksum mismatch (file damaged or edited)")]
     Checksum,
+    #[error(transparent)]
+    Suffix(#[from] suffix::SuffixError),
 }

@@ -74,12 +74,13 @@ pub struct PromptLookup {
     best: HashMap<Key, Best>,
     /// Occurrence count of each (n-gram, next token) pair.
     counts: HashMap<(Key, Token), u32>,
+    last_match: usize,
 }
 
 impl PromptLookup {
     pub fn new(cfg: LookupConfig) -> Result<Self, SpecError> {
         cfg.validate()?;
-        Ok(Self { cfg, indexed: 0, best: HashMap::new(), counts: HashMap::new() })
+        Ok(Self { cfg, indexed: 0, best: HashMap::new(), counts: HashMap::new(), last_match: 0 })
     }
 
     pub fn config(&self) -> &LookupConfig {
@@ -120,13 +121,19 @@ impl PromptLookup {
         }
     }
 
-    /// Start of the continuation to copy, from the longest matching suffix.
-    fn lookup(&self, context: &[Token]) -> Option<usize> {
+    /// Start of the continuation to copy, and the n-gram size that matched,
+    /// from the longest matching suffix.
+    fn lookup(&self, context: &[Token]) -> Option<(usize, usize)> {
         let len = context.len();
         (self.cfg.n_min..=self.cfg.n_max.min(len))
             .rev()
-            .find_map(|n| self.best.get(&Key::new(&context[len - n..])?))
-            .map(|b| b.pos)
+            .find_map(|n| self.best.get(&Key::new(&context[len - n..])?).map(|b| (b.pos, n)))
+    }
+
+    /// N-gram size of the match behind the last proposal (0: none). Longer
+    /// matches are accepted more often, so the driver keeps statistics per size.
+    pub fn last_match(&self) -> usize {
+        self.last_match
     }
 }
 
@@ -138,9 +145,11 @@ impl Drafter for PromptLookup {
     fn propose(&mut self, context: &[Token], max_len: usize, out: &mut Draft) {
         out.clear();
         self.sync(context);
-        let Some(start) = self.lookup(context) else {
+        self.last_match = 0;
+        let Some((start, n)) = self.lookup(context) else {
             return;
         };
+        self.last_match = n;
         let end = start.saturating_add(max_len.min(self.cfg.max_draft)).min(context.len());
         for &t in context.get(start..end).unwrap_or(&[]) {
             // A cleared draft is deterministic, so push cannot fail.

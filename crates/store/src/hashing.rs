@@ -68,7 +68,7 @@ pub(crate) fn progress_bar(show: bool, total: Option<u64>, label: &str) -> Progr
 }
 
 /// Hex sha256 of a file.
-pub(crate) fn sha256_file(path: &Path) -> Result<(u64, String)> {
+pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let ctx = || format!("hashing {}", path.display());
     let mut file = File::open(path).map_err(StoreError::io(ctx()))?;
     let mut w = HashingWriter::new(io::sink(), ProgressBar::hidden());

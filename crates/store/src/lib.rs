@@ -19,6 +19,7 @@ mod wheels;
 
 pub use catalogue::{catalogue, find as find_in_catalogue, CatalogueEntry, WheelPart};
 pub use error::{Result, StoreError};
+pub use hashing::sha256_file;
 pub use hub::HfSpec;
 pub use inspect::human_params;
 pub use sidecar::Sidecar;

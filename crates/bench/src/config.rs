@@ -1,0 +1,139 @@
+//! Named target configurations and sweeps over them.
+
+use augur_runtime::SpecMode;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BenchError, Result};
+
+/// What is measured: the in-process engine under some settings, or an
+/// OpenAI-compatible endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetConfig {
+    pub name: String,
+    /// Catalogue name, store name or .gguf path; for an endpoint, the model
+    /// name sent in requests.
+    pub model: String,
+    pub spec: SpecMode,
+    pub spec_max: usize,
+    pub draft_model: Option<String>,
+    /// Active experts per token (mixture-of-experts models only).
+    pub experts: Option<u32>,
+    pub threads: Option<i32>,
+    /// Context size; `None` sizes it from the longest prompt.
+    pub ctx_size: Option<u32>,
+    /// Base URL of an OpenAI-compatible server.
+    pub endpoint: Option<String>,
+}
+
+impl TargetConfig {
+    pub fn new(model: &str) -> TargetConfig {
+        TargetConfig {
+            name: model.into(),
+            model: model.into(),
+            spec: SpecMode::Off,
+            spec_max: 16,
+            draft_model: None,
+            experts: None,
+            threads: None,
+            ctx_size: None,
+            endpoint: None,
+        }
+    }
+
+    pub fn endpoint(url: &str, model: &str) -> TargetConfig {
+        TargetConfig { name: format!("endpoint:{model}"), endpoint: Some(url.into()), ..TargetConfig::new(model) }
+    }
+
+    /// `MODEL`, or `key=value` pairs joined by commas: name, model, spec
+    /// (off|lookup|draft|suffix|auto), spec_max, draft, experts, threads,
+    /// ctx, endpoint. Without `name`, the name is the spec string itself.
+    pub fn parse(spec: &str) -> Result<TargetConfig> {
+        if !spec.contains('=') {
+            return Ok(TargetConfig::new(spec));
+        }
+        let mut cfg = TargetConfig::new("");
+        let mut named = false;
+        for pair in spec.split(',') {
+            let (k, v) = pair.split_once('=').ok_or_else(|| bad(spec, format!("{pair:?} is not key=value")))?;
+            named |= k == "name";
+            cfg.set(k.trim(), v.trim()).map_err(|m| bad(spec, m))?;
+        }
+        if cfg.model.is_empty() {
+            return Err(bad(spec, "model=... is required".into()));
+        }
+        if !named {
+            cfg.name = spec.into();
+        }
+        Ok(cfg)
+    }
+
+    /// Set one field from text; shared by `parse` and sweeps.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{key}={v}: expected a number"));
+        match key {
+            "name" => self.name = value.into(),
+            "model" => self.model = value.into(),
+            "spec" | "mode" => self.spec = parse_mode(value)?,
+            "spec_max" => self.spec_max = num(value)?.clamp(1, 64) as usize,
+            "draft" | "draft_model" => self.draft_model = Some(value.into()),
+            "experts" => self.experts = Some(num(value)? as u32),
+            "threads" => self.threads = Some(num(value)? as i32),
+            "ctx" | "ctx_size" => self.ctx_size = Some(num(value)? as u32),
+            "endpoint" => self.endpoint = Some(value.into()),
+            _ => return Err(format!("unknown key {key:?}")),
+        }
+        Ok(())
+    }
+}
+
+fn bad(spec: &str, message: String) -> BenchError {
+    BenchError::Target { spec: spec.into(), message }
+}
+
+pub fn parse_mode(v: &str) -> Result<SpecMode, String> {
+    Ok(match v {
+        "off" => SpecMode::Off,
+        "lookup" => SpecMode::Lookup,
+        "draft" => SpecMode::Draft,
+        "suffix" => SpecMode::Suffix,
+        "auto" => SpecMode::Auto,
+        _ => return Err(format!("unknown spec mode {v:?} (off, lookup, draft, suffix, auto)")),
+    })
+}
+
+/// `key=v1,v2,...` with key one of spec_max, mode, experts, threads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+impl Sweep {
+    pub fn parse(spec: &str) -> Result<Sweep> {
+        let err = |message: &str| BenchError::Sweep { spec: spec.into(), message: message.into() };
+        let (key, values) = spec.split_once('=').ok_or_else(|| err("expected key=v1,v2,..."))?;
+        if !matches!(key, "spec_max" | "mode" | "spec" | "experts" | "threads") {
+            return Err(err("key must be spec_max, mode, experts or threads"));
+        }
+        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        if values.is_empty() {
+            return Err(err("no values"));
+        }
+        Ok(Sweep { key: key.into(), values })
+    }
+
+    /// One configuration per target per value, named `target/key=value`.
+    pub fn expand(&self, targets: &[TargetConfig]) -> Result<Vec<TargetConfig>> {
+        let mut out = Vec::new();
+        for t in targets {
+            for v in &self.values {
+                let mut c = t.clone();
+                c.set(&self.key, v)
+                    .map_err(|message| BenchError::Sweep { spec: format!("{}={v}", self.key), message })?;
+                c.name = format!("{}/{}={v}", t.name, self.key);
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+}

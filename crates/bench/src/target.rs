@@ -1,0 +1,296 @@
+//! The two kinds of target, measured by the same client-side clock.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use augur_engine::{ChatMessage, ContextParams, ModelParams};
+use augur_gguf::MetaOverride;
+use augur_runtime::WorkerConfig;
+use augur_runtime::{Backend, DraftConfig, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecSettings};
+use augur_sampling::SamplingParams;
+use augur_store::Store;
+use serde_json::{json, Value};
+
+use crate::config::TargetConfig;
+use crate::error::{BenchError, Result};
+
+/// One generation as the client saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Generation {
+    pub text: String,
+    pub ttft: Duration,
+    pub total: Duration,
+    /// From the first text chunk to the last.
+    pub decode: Duration,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub finish_reason: String,
+    /// Speculation counters; endpoints do not report them.
+    pub drafted: Option<u64>,
+    pub accepted: Option<u64>,
+}
+
+impl Generation {
+    /// Tokens per second after the first (which the prefill produces).
+    pub fn decode_tps(&self) -> f64 {
+        rate(self.completion_tokens.saturating_sub(1), self.decode)
+    }
+
+    /// Tokens per second from request to last token.
+    pub fn e2e_tps(&self) -> f64 {
+        rate(self.completion_tokens, self.total)
+    }
+}
+
+fn rate(n: usize, t: Duration) -> f64 {
+    if t.is_zero() {
+        0.0
+    } else {
+        n as f64 / t.as_secs_f64()
+    }
+}
+
+/// Arrival times of text chunks; the same for both kinds of target so
+/// their numbers are comparable.
+struct Clock {
+    start: Instant,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock { start: Instant::now(), first: None, last: None }
+    }
+
+    fn chunk(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+    }
+
+    fn finish(&self, g: &mut Generation) {
+        let end = Instant::now();
+        g.total = end - self.start;
+        g.ttft = self.first.map_or(g.total, |f| f - self.start);
+        g.decode = match (self.first, self.last) {
+            (Some(f), Some(l)) => l - f,
+            _ => Duration::ZERO,
+        };
+    }
+}
+
+pub struct Request<'a> {
+    pub messages: &'a [ChatMessage],
+    pub max_tokens: u32,
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+pub trait Target {
+    fn generate(&self, req: &Request) -> Result<Generation>;
+}
+
+/// Open the target a configuration names. `min_ctx` is the context the
+/// selected prompts need when the configuration does not fix one.
+pub fn open(cfg: &TargetConfig, min_ctx: u32) -> Result<Box<dyn Target>> {
+    match &cfg.endpoint {
+        Some(url) => Ok(Box::new(Endpoint::new(url, &cfg.model))),
+        None => Ok(Box::new(InProcess::spawn(cfg, min_ctx)?)),
+    }
+}
+
+pub struct InProcess {
+    worker: ModelWorker,
+}
+
+impl InProcess {
+    pub fn spawn(cfg: &TargetConfig, min_ctx: u32) -> Result<InProcess> {
+        let wc = worker_config(cfg, min_ctx)?;
+        Ok(InProcess { worker: ModelWorker::spawn(wc)? })
+    }
+}
+
+/// The same resolution `augur run` does, from a named configuration.
+pub fn worker_config(cfg: &TargetConfig, min_ctx: u32) -> Result<WorkerConfig> {
+    let store = Store::open_default()?;
+    let path = store.ensure(&cfg.model, false)?;
+    let n_ctx = cfg.ctx_size.unwrap_or(min_ctx.max(4096));
+    let mut context = ContextParams { n_ctx, ..ContextParams::default() };
+    if let Some(t) = cfg.threads {
+        context.threads = t;
+        context.threads_batch = t;
+    }
+    let draft = draft_path(&store, cfg)?.map(|p| DraftConfig {
+        path: p,
+        model: ModelParams { mmap: true, ..ModelParams::default() },
+        context: context.clone(),
+    });
+    if cfg.spec == SpecMode::Draft && draft.is_none() {
+        return Err(target_err(cfg, "spec=draft needs draft=MODEL"));
+    }
+    let overrides = expert_override(cfg, &path)?;
+    Ok(WorkerConfig {
+        model: ModelParams { mmap: true, overrides, ..ModelParams::default() },
+        context,
+        spec: SpecSettings { mode: cfg.spec, spec_max: cfg.spec_max, ..SpecSettings::default() },
+        draft,
+        calibration_dir: store.root().parent().map(|p| p.join("calibration")),
+        ..WorkerConfig::new(&cfg.name, path)
+    })
+}
+
+fn target_err(cfg: &TargetConfig, message: &str) -> BenchError {
+    BenchError::Target { spec: cfg.name.clone(), message: message.into() }
+}
+
+fn draft_path(store: &Store, cfg: &TargetConfig) -> Result<Option<PathBuf>> {
+    let name = match (&cfg.draft_model, cfg.spec) {
+        (Some(d), _) => d.clone(),
+        // The catalogue pairs Qwen2.5 coders with the smallest one.
+        (None, SpecMode::Draft | SpecMode::Auto)
+            if cfg.model.starts_with("qwen2.5-coder") && cfg.model != "qwen2.5-coder-0.5b" =>
+        {
+            "qwen2.5-coder-0.5b".into()
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(store.ensure(&name, false)?))
+}
+
+/// `<arch>.expert_used_count=int:N`, with the architecture read from the file.
+fn expert_override(cfg: &TargetConfig, path: &std::path::Path) -> Result<Vec<MetaOverride>> {
+    let Some(n) = cfg.experts else { return Ok(Vec::new()) };
+    let file = augur_gguf::read_file(path).map_err(|e| target_err(cfg, &e.to_string()))?;
+    let arch = file.arch().ok_or_else(|| target_err(cfg, "the model names no architecture"))?;
+    let o = MetaOverride::parse(&format!("{arch}.expert_used_count=int:{n}"))
+        .map_err(|e| target_err(cfg, &e.to_string()))?;
+    Ok(vec![o])
+}
+
+impl Target for InProcess {
+    fn generate(&self, req: &Request) -> Result<Generation> {
+        let sampling = sampling(req);
+        let r =
+            GenerateRequest { sampling, ..GenerateRequest::new(Prompt::Chat(req.messages.to_vec()), req.max_tokens) };
+        let mut clock = Clock::start();
+        let mut events = self.worker.submit(r)?;
+        let mut g = Generation::default();
+        while let Some(ev) = events.blocking_next() {
+            match ev {
+                Event::Started { .. } => {}
+                Event::Text { text, .. } => {
+                    clock.chunk(&text);
+                    g.text.push_str(&text);
+                }
+                Event::Done(done) => {
+                    clock.finish(&mut g);
+                    g.prompt_tokens = done.usage.prompt_tokens;
+                    g.completion_tokens = done.usage.completion_tokens;
+                    g.finish_reason = done.finish_reason.as_str().into();
+                    g.drafted = Some(done.spec.drafted);
+                    g.accepted = Some(done.spec.accepted);
+                    return Ok(g);
+                }
+                Event::Error(e) => return Err(e.into()),
+            }
+        }
+        Err(augur_runtime::RuntimeError::WorkerGone.into())
+    }
+}
+
+fn sampling(req: &Request) -> SamplingParams {
+    if req.temperature <= 0.0 {
+        return SamplingParams::Greedy;
+    }
+    SamplingParams::Sample { temperature: req.temperature, top_k: None, top_p: None, min_p: None, seed: req.seed }
+}
+
+/// An OpenAI-compatible server, driven with streaming chat completions.
+pub struct Endpoint {
+    url: String,
+    model: String,
+    agent: ureq::Agent,
+}
+
+impl Endpoint {
+    pub fn new(base: &str, model: &str) -> Endpoint {
+        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).build();
+        Endpoint { url: chat_url(base), model: model.into(), agent }
+    }
+
+    fn http_err(&self, message: impl std::fmt::Display) -> BenchError {
+        BenchError::Http { url: self.url.clone(), message: message.to_string() }
+    }
+}
+
+/// Accept a server root, a `/v1` base or the full path.
+pub fn chat_url(base: &str) -> String {
+    let b = base.trim_end_matches('/');
+    if b.ends_with("/chat/completions") {
+        b.into()
+    } else if b.ends_with("/v1") {
+        format!("{b}/chat/completions")
+    } else {
+        format!("{b}/v1/chat/completions")
+    }
+}
+
+impl Target for Endpoint {
+    fn generate(&self, req: &Request) -> Result<Generation> {
+        let messages: Vec<Value> = req.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
+        let body = json!({
+            "model": self.model, "messages": messages, "max_tokens": req.max_tokens,
+            "temperature": req.temperature, "seed": req.seed, "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        let mut clock = Clock::start();
+        let resp = self
+            .agent
+            .post(&self.url)
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string())
+            .map_err(|e| self.http_err(e))?;
+        let mut g = Generation::default();
+        let mut chunks = 0usize;
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            let line = line.map_err(|e| self.http_err(e))?;
+            let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
+            if data == "[DONE]" {
+                break;
+            }
+            let v: Value = serde_json::from_str(data).map_err(|e| self.http_err(format!("bad SSE chunk: {e}")))?;
+            chunks += apply_chunk(&v, &mut clock, &mut g);
+        }
+        clock.finish(&mut g);
+        // Without a usage chunk, one content chunk per token is the best guess.
+        if g.completion_tokens == 0 {
+            g.completion_tokens = chunks;
+        }
+        Ok(g)
+    }
+}
+
+/// Fold one SSE chunk into the generation; returns 1 if it carried text.
+fn apply_chunk(v: &Value, clock: &mut Clock, g: &mut Generation) -> usize {
+    if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+        g.prompt_tokens = u["prompt_tokens"].as_u64().unwrap_or(0) as usize;
+        g.completion_tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
+    }
+    let Some(choice) = v["choices"].get(0) else { return 0 };
+    if let Some(f) = choice["finish_reason"].as_str() {
+        g.finish_reason = f.into();
+    }
+    match choice["delta"]["content"].as_str() {
+        Some(t) if !t.is_empty() => {
+            clock.chunk(t);
+            g.text.push_str(t);
+            1
+        }
+        _ => 0,
+    }
+}

@@ -1,0 +1,170 @@
+//! `augur check`: load a model once in a short-lived child process, so a
+//! file that makes llama.cpp abort cannot take a long-running server down.
+//! A passed check is remembered by the file's SHA-256.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use augur_engine::{Batch, ChatMessage, Context, ContextParams, Model, ModelParams};
+use augur_gguf::MetaOverride;
+use augur_store::Store;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Model: catalogue name, name in the store, or path to a .gguf file.
+    pub model: String,
+    /// Metadata overrides to check with the model, KEY=TYPE:VALUE.
+    #[arg(long = "override-kv", value_name = "KEY=TYPE:VALUE")]
+    pub overrides: Vec<String>,
+    /// Check again even if this file passed before.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The child's side, run as `augur check-child PATH [OVERRIDE...]`.
+#[derive(Args, Debug)]
+pub struct ChildArgs {
+    pub path: PathBuf,
+    pub overrides: Vec<String>,
+}
+
+const CHILD_TIMEOUT: Duration = Duration::from_secs(300);
+/// Address-space cap for the child, in KiB: a hostile file must not take
+/// the machine's memory with it.
+const CHILD_MEMORY_KIB: u64 = 64 << 20;
+
+pub fn check(a: CheckArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let path = store.ensure(&a.model, true)?;
+    let overrides = parse_overrides(&a.overrides)?;
+    let (_, sha) = augur_store::sha256_file(&path)?;
+    let marker = marker_path(&store, &sha, &a.overrides);
+    if !a.force && marker.as_deref().is_some_and(Path::exists) {
+        println!("{}: ok (checked before, sha256 {sha})", path.display());
+        return Ok(());
+    }
+    augur_engine::check_file(&path, &overrides)?;
+    run_child(&path, &a.overrides)?;
+    if let Some(m) = marker {
+        remember(&m)?;
+    }
+    println!("{}: ok (loads and generates; sha256 {sha})", path.display());
+    Ok(())
+}
+
+/// Make sure `path` passed a check before a long-running process loads it.
+pub fn ensure_checked(store: &Store, path: &Path, overrides: &[String]) -> Result<()> {
+    let (_, sha) = augur_store::sha256_file(path)?;
+    let marker = marker_path(store, &sha, overrides);
+    if marker.as_deref().is_some_and(Path::exists) {
+        return Ok(());
+    }
+    augur_engine::check_file(path, &parse_overrides(overrides)?)?;
+    run_child(path, overrides)?;
+    if let Some(m) = marker {
+        remember(&m)?;
+    }
+    Ok(())
+}
+
+fn parse_overrides(raw: &[String]) -> Result<Vec<MetaOverride>> {
+    raw.iter().map(|o| MetaOverride::parse(o).with_context(|| format!("--override-kv {o:?}"))).collect()
+}
+
+fn marker_path(store: &Store, sha: &str, overrides: &[String]) -> Option<PathBuf> {
+    let salt = overrides.join("\u{1f}");
+    let id = if salt.is_empty() { sha.to_string() } else { format!("{sha}-{:016x}", fnv(&salt)) };
+    store.root().parent().map(|p| p.join("checked").join(id))
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+fn remember(marker: &Path) -> Result<()> {
+    if let Some(dir) = marker.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // An empty marker: its name is the fact, so a torn write cannot lie.
+    std::fs::write(marker, b"")?;
+    Ok(())
+}
+
+/// Run the child under a memory cap and a timeout; turn a crash into an error.
+fn run_child(path: &Path, overrides: &[String]) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the augur binary")?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {CHILD_MEMORY_KIB} 2>/dev/null; exec \"$0\" check-child \"$@\""))
+        .arg(&exe)
+        .arg(path)
+        .args(overrides)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("starting the check process")?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if start.elapsed() > CHILD_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{}: loading did not finish within {}s", path.display(), CHILD_TIMEOUT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if status.success() {
+        return Ok(());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let tail: String =
+        stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    match status.signal() {
+        Some(sig) => bail!(
+            "{}: llama.cpp crashed loading this model (signal {sig}); it is not safe to serve.\n{tail}",
+            path.display()
+        ),
+        None => bail!("{}: the model failed its load check.\n{tail}", path.display()),
+    }
+}
+
+/// In the child: load, render the chat template, decode a few tokens.
+pub fn child(a: ChildArgs) -> Result<()> {
+    let overrides = parse_overrides(&a.overrides)?;
+    let model = std::sync::Arc::new(Model::load(&a.path, &ModelParams { overrides, ..ModelParams::default() })?);
+    let prompt = model.render_chat(&[ChatMessage::new("user", "Say hi.")], true)?;
+    let tokens = model.tokenize(&prompt, true, true)?;
+    let params = ContextParams {
+        n_ctx: 256.max(tokens.len() as u32 + 16),
+        n_batch: 256,
+        n_ubatch: 256,
+        ..ContextParams::default()
+    };
+    let mut ctx = Context::new(model.clone(), &params)?;
+    let mut batch = Batch::new(params.n_batch as usize, 1)?;
+    for (i, &t) in tokens.iter().take(200).enumerate() {
+        batch.add(t, i as i32, &[0], false)?;
+    }
+    ctx.decode(&batch)?;
+    let n = tokens.len().min(200);
+    for i in 0..4 {
+        batch.clear();
+        batch.add(model.bos().unwrap_or(0), (n + i) as i32, &[0], true)?;
+        ctx.decode(&batch)?;
+        let logits = ctx.logits(0).context("no logits")?;
+        if logits.iter().all(|l| !l.is_finite()) {
+            bail!("the model produced no finite logits");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,451 @@
+//! The speculative driver: propose, verify in one batch, keep what the
+//! target agrees with. With no draft (k = 0) a step is exactly plain
+//! decoding, so `--spec off` runs through the same loop.
+
+use std::time::Instant;
+
+use augur_engine::{Batch, Context};
+use augur_sampling::{Sampler, Token};
+use augur_spec::{
+    verify_position, AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, LookupConfig, Plan, PromptLookup,
+    SharedGlobal, StatsConfig, Step, SuffixConfig, SuffixDrafter, Verdict, MAX_DRAFT,
+};
+use serde::Serialize;
+
+use crate::draft::DraftModel;
+use crate::generate::{pos, prefill, Clock, Emitter, Sink};
+use crate::request::{Completion, GenerateRequest, SpecMode};
+use crate::RuntimeError;
+
+/// Speculation settings of a worker.
+#[derive(Debug, Clone)]
+pub struct SpecSettings {
+    /// Mode for requests that do not choose one.
+    pub mode: SpecMode,
+    /// Longest draft per step.
+    pub spec_max: usize,
+    pub lookup: LookupConfig,
+    /// The draft model stops when its own confidence falls below this.
+    pub draft_min_confidence: f32,
+    /// After this many steps without drafting, try one short draft so the
+    /// statistics can notice that a source became useful.
+    pub explore_every: u32,
+    pub policy: DraftPolicy,
+}
+
+/// How the draft length is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DraftPolicy {
+    /// The cost model: expected accepted tokens per second, k = 0 allowed.
+    #[default]
+    CostModel,
+    /// Always draft as much as the sources offer, up to `spec_max`. For
+    /// tests and measurements that must exercise verification.
+    Always,
+}
+
+impl Default for SpecSettings {
+    fn default() -> Self {
+        Self {
+            mode: SpecMode::Off,
+            spec_max: 16,
+            lookup: LookupConfig::default(),
+            draft_min_confidence: 0.4,
+            explore_every: 48,
+            policy: DraftPolicy::CostModel,
+        }
+    }
+}
+
+/// Per-source counters of one request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceStats {
+    pub steps: u64,
+    pub drafted: u64,
+    pub accepted: u64,
+}
+
+/// What speculation did during one request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpecStats {
+    pub mode: Option<SpecMode>,
+    /// Verify steps (target decodes after the prefill).
+    pub steps: u64,
+    pub drafted: u64,
+    pub accepted: u64,
+    pub lookup: SourceStats,
+    pub draft: SourceStats,
+    pub suffix: SourceStats,
+    /// Accepted drafts per draft position (index 0 = first drafted token).
+    pub accepted_at: Vec<u64>,
+}
+
+impl SpecStats {
+    pub fn acceptance(&self) -> f64 {
+        ratio(self.accepted, self.drafted)
+    }
+
+    /// Tokens produced per target decode.
+    pub fn mean_accepted_length(&self) -> f64 {
+        ratio(self.steps + self.accepted, self.steps)
+    }
+
+    fn record(&mut self, source: Option<DraftSourceId>, drafted: usize, accepted: usize) {
+        self.steps += 1;
+        self.drafted += drafted as u64;
+        self.accepted += accepted as u64;
+        let s = match source {
+            Some(DraftSourceId::Lookup) => &mut self.lookup,
+            Some(DraftSourceId::DraftModel) => &mut self.draft,
+            Some(DraftSourceId::Suffix) => &mut self.suffix,
+            _ => return,
+        };
+        s.steps += 1;
+        s.drafted += drafted as u64;
+        s.accepted += accepted as u64;
+        if self.accepted_at.len() < accepted {
+            self.accepted_at.resize(accepted, 0);
+        }
+        for a in &mut self.accepted_at[..accepted] {
+            *a += 1;
+        }
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Lookup statistics are kept per matched n-gram size: a 4-gram match is far
+/// more reliable than a 1-gram one, and one average would hide that.
+const LOOKUP_BUCKETS: usize = 4;
+
+/// Everything speculation keeps across the requests of one worker.
+pub struct Speculator {
+    settings: SpecSettings,
+    lookup: PromptLookup,
+    suffix: SuffixDrafter,
+    draft_model: Option<DraftModel>,
+    lookup_stats: Vec<AcceptanceStats>,
+    suffix_stats: AcceptanceStats,
+    draft_stats: AcceptanceStats,
+    cost: Option<CostModel>,
+    draft: Draft,
+    suffix_draft: Draft,
+    /// Largest verify batch that is bit-identical to one-token decoding.
+    chunk: usize,
+    idle_steps: u32,
+}
+
+impl Speculator {
+    pub fn new(
+        settings: SpecSettings,
+        draft_model: Option<DraftModel>,
+        global: Option<SharedGlobal>,
+    ) -> Result<Self, RuntimeError> {
+        let spec = |e: augur_spec::SpecError| RuntimeError::InvalidRequest(e.to_string());
+        let lookup = PromptLookup::new(settings.lookup.clone()).map_err(spec)?;
+        let suffix = SuffixDrafter::new(SuffixConfig::default(), global).map_err(spec)?;
+        let stats = AcceptanceStats::new(StatsConfig::default()).map_err(spec)?;
+        Ok(Self {
+            lookup,
+            suffix,
+            draft_model,
+            lookup_stats: vec![stats.clone(); LOOKUP_BUCKETS],
+            suffix_stats: stats.clone(),
+            draft_stats: stats,
+            cost: None,
+            draft: Draft::with_capacity(MAX_DRAFT),
+            suffix_draft: Draft::with_capacity(MAX_DRAFT),
+            chunk: 1,
+            idle_steps: 0,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &SpecSettings {
+        &self.settings
+    }
+
+    pub fn has_draft_model(&self) -> bool {
+        self.draft_model.is_some()
+    }
+
+    pub fn draft_model_mut(&mut self) -> Option<&mut DraftModel> {
+        self.draft_model.as_mut()
+    }
+
+    /// Install the measured verify-cost curve and invariant batch size.
+    pub fn set_cost(&mut self, mut cost: CostModel, invariant_batch: usize) {
+        self.chunk = invariant_batch.max(1);
+        if let Some(d) = &self.draft_model {
+            let _ = cost.set_draft_cost(DraftSourceId::DraftModel, d.cost_per_token);
+        }
+        self.cost = Some(cost);
+    }
+
+    pub fn cost(&self) -> Option<&CostModel> {
+        self.cost.as_ref()
+    }
+
+    /// Persist the global suffix tree (merging what other processes added).
+    pub fn save_suffix(&self, path: &std::path::Path) {
+        let Some(global) = self.suffix.global() else { return };
+        let Ok(mut tree) = global.write() else { return };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = tree.save(path) {
+            tracing::warn!("could not save the suffix store {}: {e}", path.display());
+        }
+    }
+
+    fn lookup_bucket(&self) -> usize {
+        self.lookup.last_match().clamp(1, LOOKUP_BUCKETS) - 1
+    }
+
+    /// Choose and fill the draft for this step; returns the plan.
+    fn plan(&mut self, mode: SpecMode, history: &[Token], limit: usize) -> Plan {
+        self.draft.clear();
+        let limit = limit.min(self.settings.spec_max).min(MAX_DRAFT);
+        if self.settings.policy == DraftPolicy::Always {
+            return self.plan_always(mode, history, limit);
+        }
+        let Some(cost) = &self.cost else { return plain_unknown() };
+        let use_lookup = matches!(mode, SpecMode::Lookup | SpecMode::Auto);
+        let use_suffix = matches!(mode, SpecMode::Suffix | SpecMode::Auto);
+        let use_draft = matches!(mode, SpecMode::Draft | SpecMode::Auto) && self.draft_model.is_some();
+        if limit == 0 || !(use_lookup || use_suffix || use_draft) {
+            return cost.plain();
+        }
+        let mut best = cost.plain();
+        if use_lookup {
+            self.lookup.propose(history, limit, &mut self.draft);
+            if !self.draft.is_empty() {
+                let stats = &self.lookup_stats[self.lookup_bucket()];
+                best = cost.choose(stats, DraftSourceId::Lookup, self.draft.len());
+            }
+        }
+        if use_suffix {
+            self.suffix.propose(history, limit, &mut self.suffix_draft);
+            if !self.suffix_draft.is_empty() {
+                let p = cost.choose(&self.suffix_stats, DraftSourceId::Suffix, self.suffix_draft.len());
+                if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
+                    best = p;
+                }
+            }
+        }
+        if use_draft {
+            let p = cost.choose(&self.draft_stats, DraftSourceId::DraftModel, limit);
+            if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
+                best = p;
+            }
+        }
+        if best.k == 0 {
+            best = self.explore(use_lookup, use_suffix, use_draft, best);
+        }
+        match best.source {
+            Some(DraftSourceId::Lookup) => self.draft.truncate(best.k),
+            Some(DraftSourceId::Suffix) => {
+                std::mem::swap(&mut self.draft, &mut self.suffix_draft);
+                self.draft.truncate(best.k);
+            }
+            Some(DraftSourceId::DraftModel) => {
+                if let Some(d) = self.draft_model.as_mut() {
+                    d.propose(history, best.k, &mut self.draft);
+                }
+            }
+            _ => self.draft.clear(),
+        }
+        if self.draft.is_empty() {
+            best.source = None;
+        }
+        best.k = self.draft.len();
+        best
+    }
+
+    /// Draft the most any allowed source offers: lookup first, else the
+    /// draft model.
+    fn plan_always(&mut self, mode: SpecMode, history: &[Token], limit: usize) -> Plan {
+        let mut source = None;
+        if limit > 0 && matches!(mode, SpecMode::Lookup | SpecMode::Auto) {
+            self.lookup.propose(history, limit, &mut self.draft);
+            source = (!self.draft.is_empty()).then_some(DraftSourceId::Lookup);
+        }
+        if source.is_none() && limit > 0 && matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
+            self.suffix.propose(history, limit, &mut self.draft);
+            source = (!self.draft.is_empty()).then_some(DraftSourceId::Suffix);
+        }
+        if source.is_none() && limit > 0 && matches!(mode, SpecMode::Draft | SpecMode::Auto) {
+            if let Some(d) = self.draft_model.as_mut() {
+                d.propose(history, limit, &mut self.draft);
+                source = (!self.draft.is_empty()).then_some(DraftSourceId::DraftModel);
+            }
+        }
+        Plan { source, k: self.draft.len(), ..plain_unknown() }
+    }
+
+    /// Occasionally draft one token anyway, so a source whose statistics
+    /// went stale can prove itself again. Bounded cost: one extra verify
+    /// position every `explore_every` idle steps.
+    fn explore(&mut self, use_lookup: bool, use_suffix: bool, use_draft: bool, plain: Plan) -> Plan {
+        self.idle_steps += 1;
+        if self.idle_steps < self.settings.explore_every {
+            return plain;
+        }
+        self.idle_steps = 0;
+        let source = if use_lookup && !self.draft.is_empty() {
+            DraftSourceId::Lookup
+        } else if use_suffix && !self.suffix_draft.is_empty() {
+            DraftSourceId::Suffix
+        } else if use_draft {
+            DraftSourceId::DraftModel
+        } else {
+            return plain;
+        };
+        Plan { source: Some(source), k: 1, ..plain }
+    }
+
+    fn record(&mut self, source: Option<DraftSourceId>, drafted: usize, accepted: usize) {
+        match source {
+            Some(DraftSourceId::Lookup) => {
+                let b = self.lookup_bucket();
+                self.lookup_stats[b].record(DraftSourceId::Lookup, drafted, accepted);
+            }
+            Some(DraftSourceId::DraftModel) => self.draft_stats.record(DraftSourceId::DraftModel, drafted, accepted),
+            Some(DraftSourceId::Suffix) => self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted),
+            _ => {}
+        }
+        if drafted > 0 {
+            self.idle_steps = 0;
+        }
+    }
+}
+
+/// Plain decoding when no cost curve is known (speculation off).
+fn plain_unknown() -> Plan {
+    Plan { source: None, k: 0, expected_tokens: 1.0, expected_tokens_per_sec: 0.0 }
+}
+
+/// One request through the speculative loop.
+pub fn generate(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    spec: &mut Speculator,
+    prompt: &[Token],
+    req: &GenerateRequest,
+    sink: &mut dyn Sink,
+) -> Result<Completion, RuntimeError> {
+    let model = ctx.model().clone();
+    let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
+    let mut sampler = Sampler::new(req.sampling.clone(), model.n_vocab() as usize).map_err(bad)?;
+    let mode = req.spec.mode.unwrap_or(spec.settings.mode);
+    let limit_max = req.spec.max.unwrap_or(spec.settings.spec_max);
+    let start = Instant::now();
+    ctx.kv_remove(0, -1, -1)?;
+    if let Some(d) = spec.draft_model.as_mut() {
+        d.reset();
+    }
+    spec.lookup.reset();
+    spec.suffix.reset();
+    let last = prefill(ctx, batch, prompt, 0)?;
+    let clock = Clock { start, prefill_done: Instant::now() };
+    let mut em = Emitter::new(&model, req);
+    let mut stats = SpecStats { mode: Some(mode), ..SpecStats::default() };
+    let first =
+        sampler.sample(ctx.logits(last).ok_or(RuntimeError::InvalidRequest("no logits".into()))?).map_err(bad)?;
+    let mut history: Vec<Token> = Vec::with_capacity(prompt.len() + req.max_tokens as usize + MAX_DRAFT);
+    history.extend_from_slice(prompt);
+    history.push(first);
+    let mut finish = em.accept(&[first], sink);
+    // `pending` (the last token of history) is not in the KV cache yet.
+    let mut n_kv = prompt.len();
+    while finish.is_none() {
+        let remaining = (req.max_tokens as usize).saturating_sub(em.tokens.len());
+        let plan = spec.plan(mode, &history, remaining.saturating_sub(1).min(limit_max));
+        let drafted = spec.draft.len();
+        let input =
+            VerifyInput { pending: history[history.len() - 1], draft: spec.draft.tokens(), n_kv, chunk: spec.chunk };
+        let verdict = verify_chunked(ctx, batch, &mut sampler, &input)?;
+        ctx.kv_remove(0, pos(n_kv + 1 + verdict.accepted)?, -1)?;
+        spec.record(plan.source, drafted, verdict.accepted);
+        stats.record(plan.source, drafted, verdict.accepted);
+        let new_from = history.len();
+        history.extend_from_slice(&spec.draft.tokens()[..verdict.accepted]);
+        history.push(verdict.next);
+        n_kv += verdict.accepted + 1;
+        finish = em.accept(&history[new_from..], sink);
+    }
+    let usage = clock.usage(prompt.len(), 0, &em);
+    if matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
+        // Later requests draft from this one's output (the prompt stays private).
+        let _ = spec.suffix.finish_request(&em.tokens);
+    }
+    let finish_reason = finish.unwrap_or(crate::FinishReason::Stop);
+    Ok(Completion { finish_reason, usage, tokens: std::mem::take(&mut em.tokens), spec: stats })
+}
+
+/// One verify step: the pending token (not yet in the cache) and its draft.
+struct VerifyInput<'a> {
+    pending: Token,
+    draft: &'a [Token],
+    n_kv: usize,
+    /// Largest batch whose logits equal one-token decoding (see calibrate).
+    chunk: usize,
+}
+
+/// Decode [pending, draft...] in chunks no larger than the batch-invariant
+/// size, checking each row as it arrives: greedy by argmax, or by rejection
+/// sampling at temperature > 0 (drafts here are deterministic, so q is
+/// one-hot). Stops at the first rejection, so later chunks cost nothing.
+fn verify_chunked(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    sampler: &mut Sampler,
+    v: &VerifyInput<'_>,
+) -> Result<Verdict, RuntimeError> {
+    let n_vocab = ctx.model().n_vocab() as usize;
+    let total = v.draft.len() + 1;
+    let mut first = 0;
+    while first < total {
+        let end = (first + v.chunk.max(1)).min(total);
+        batch.clear();
+        for i in first..end {
+            let t = if i == 0 { v.pending } else { v.draft[i - 1] };
+            batch.add(t, pos(v.n_kv + i)?, &[0], true)?;
+        }
+        ctx.decode(batch)?;
+        let rows = ctx.logits_all().ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
+        for (j, row) in rows.chunks_exact(n_vocab).enumerate() {
+            let i = first + j;
+            if let Some(next) = check_row(sampler, row, v.draft.get(i).copied())? {
+                return Ok(Verdict { accepted: i, next });
+            }
+        }
+        first = end;
+    }
+    Err(RuntimeError::InvalidRequest("verification produced no token".into()))
+}
+
+/// `None`: the drafted token is accepted. `Some(t)`: the target's token at
+/// this position (a correction, or the bonus token after the whole draft).
+fn check_row(sampler: &mut Sampler, row: &[f32], drafted: Option<Token>) -> Result<Option<Token>, RuntimeError> {
+    let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
+    if sampler.params().is_greedy() {
+        let t = augur_sampling::argmax(row).unwrap_or(0);
+        return Ok((drafted != Some(t)).then_some(t));
+    }
+    let (builder, rng) = sampler.parts();
+    let p = builder.build(row).map_err(bad)?;
+    Ok(match drafted {
+        Some(d) => match verify_position(p, d, |_| None, rng) {
+            Step::Accepted => None,
+            Step::Rejected(t) => Some(t),
+        },
+        None => Some(p.sample(rng)),
+    })
+}

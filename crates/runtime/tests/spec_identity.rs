@@ -1,0 +1,80 @@
+//! Greedy identity: every speculation mode gives byte-identical output to
+//! plain decoding, on the 1.5B target with the 0.5B draft.
+
+mod common;
+
+use std::path::PathBuf;
+
+use augur_engine::{ChatMessage, ContextParams};
+use augur_runtime::{
+    Backend, Completion, DraftConfig, DraftPolicy, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecOptions,
+    SpecSettings, WorkerConfig,
+};
+
+fn model_path(name: &str) -> PathBuf {
+    augur_store::Store::open_default().unwrap().ensure(name, false).unwrap()
+}
+
+fn worker(policy: DraftPolicy) -> ModelWorker {
+    let context = ContextParams { n_ctx: 2048, ..ContextParams::default() };
+    let store = augur_store::Store::open_default().unwrap();
+    ModelWorker::spawn(WorkerConfig {
+        context: context.clone(),
+        spec: SpecSettings { mode: SpecMode::Auto, spec_max: 8, policy, ..SpecSettings::default() },
+        draft: Some(DraftConfig { path: model_path("qwen2.5-coder-0.5b"), model: Default::default(), context }),
+        calibration_dir: store.root().parent().map(|p| p.join("calibration")),
+        queue: 4,
+        ..WorkerConfig::new("qwen2.5-coder-1.5b", model_path("qwen2.5-coder-1.5b"))
+    })
+    .expect("worker")
+}
+
+fn run(w: &ModelWorker, case: &common::prompts::Case, mode: SpecMode) -> Completion {
+    let mut msgs = Vec::new();
+    if let Some(s) = case.system {
+        msgs.push(ChatMessage::new("system", s));
+    }
+    msgs.push(ChatMessage::new("user", case.user.clone()));
+    let mut req = GenerateRequest::new(Prompt::Chat(msgs), case.max_tokens);
+    req.spec = SpecOptions { mode: Some(mode), max: None };
+    let mut s = w.submit(req).unwrap();
+    while let Some(ev) = s.blocking_next() {
+        match ev {
+            Event::Done(c) => return c,
+            Event::Error(e) => panic!("{}: {e}", case.id),
+            _ => {}
+        }
+    }
+    panic!("no completion")
+}
+
+#[test]
+fn every_mode_matches_plain_decoding() {
+    // Always draft: a cost model that declines to draft would make this
+    // test vacuous on a compute-bound machine.
+    let w = worker(DraftPolicy::Always);
+    let cases = common::prompts::cases();
+    assert!(cases.len() >= 20);
+    let (mut drafted, mut diverged) = (0u64, Vec::new());
+    let (mut eog, mut length) = (0, 0);
+    for case in &cases {
+        let plain = run(&w, case, SpecMode::Off);
+        assert_eq!(plain.spec.drafted, 0);
+        match plain.finish_reason {
+            augur_runtime::FinishReason::Stop => eog += 1,
+            _ => length += 1,
+        }
+        for mode in [SpecMode::Lookup, SpecMode::Draft, SpecMode::Auto] {
+            let got = run(&w, case, mode);
+            drafted += got.spec.drafted;
+            if got.tokens != plain.tokens {
+                diverged.push(format!("{} {:?}", case.id, mode));
+            }
+            assert_eq!(got.finish_reason, plain.finish_reason, "{} {mode:?}", case.id);
+        }
+    }
+    eprintln!("identity: {} prompts, {eog} ended by EOG, {length} by the limit, {drafted} tokens drafted", cases.len());
+    assert!(eog > 0 && length > 0, "the set must hit both ends");
+    assert!(drafted > 500, "verification must actually run ({drafted} drafted)");
+    assert!(diverged.is_empty(), "outputs differ from plain decoding: {diverged:?}");
+}

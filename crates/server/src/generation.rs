@@ -1,0 +1,336 @@
+//! Running one generation for the HTTP layer: tokenise and check up front,
+//! queue on the backend, then answer in one body or as server-sent events.
+//!
+//! The `TokenStream` lives inside the response future or the SSE body, so a
+//! client that goes away drops it, which cancels the generation (queued,
+//! prefilling or decoding alike).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use augur_runtime::{Backend, Completion, Event, FinishReason, GenerateRequest, Prompt, RuntimeError, TokenStream};
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout_at;
+
+use crate::metrics::Metrics;
+use crate::request::{Endpoint, GenSpec};
+use crate::state::AppState;
+use crate::ServerError;
+
+/// A comment line keeps idle streams alive and reveals a vanished client:
+/// writing to a closed connection fails, which drops the stream.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// Queue `spec` on the backend and answer it.
+pub async fn respond(state: AppState, mut spec: GenSpec, arrived: Instant) -> Result<Response, ServerError> {
+    let permit = state.admit()?;
+    let backend = state.backend()?;
+    let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
+    let req = prepare(backend.clone(), &mut spec, state.config.max_tokens_limit).await?;
+    let stream = backend.submit(req)?;
+    let ctx = Ctx {
+        endpoint: spec.endpoint,
+        id: new_id(spec.endpoint),
+        created: unix_now(),
+        model: state.config.model_id.clone(),
+        include_usage: spec.include_usage,
+    };
+    let tracker = Tracker::new(state.metrics.clone(), arrived);
+    if spec.stream {
+        Ok(sse(SseState::new(ctx, stream, tracker, deadline, permit, state.config.request_timeout.as_secs())))
+    } else {
+        let secs = state.config.request_timeout.as_secs();
+        let out = timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))??;
+        Ok(axum::Json(ctx.full_body(&out)).into_response())
+    }
+}
+
+/// Tokenise off the async threads and check the context, so an oversize
+/// request is a 400 before it queues. The worker then gets token ids and
+/// does not tokenise again.
+async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<GenerateRequest, ServerError> {
+    let mut req = GenerateRequest {
+        prompt: std::mem::replace(&mut spec.prompt, Prompt::Tokens(Vec::new())),
+        max_tokens: spec.max_tokens.unwrap_or(1),
+        sampling: spec.sampling.clone(),
+        stop: std::mem::take(&mut spec.stop),
+        spec: spec.spec,
+    };
+    let default_max = spec.max_tokens.is_none();
+    tokio::task::spawn_blocking(move || {
+        let tokens = augur_runtime::prepare(backend.model(), backend.n_ctx(), &req)?;
+        if default_max {
+            let room = (backend.n_ctx() as usize).saturating_sub(tokens.len());
+            req.max_tokens = u32::try_from(room).unwrap_or(u32::MAX).min(cap).max(1);
+        }
+        req.prompt = Prompt::Tokens(tokens);
+        Ok(req)
+    })
+    .await
+    .map_err(|e| ServerError::Internal(format!("tokenizer task failed: {e}")))?
+}
+
+/// Per-request timing fed to the metrics.
+struct Tracker {
+    metrics: Arc<Metrics>,
+    arrived: Instant,
+    last_token: Option<Instant>,
+}
+
+impl Tracker {
+    fn new(metrics: Arc<Metrics>, arrived: Instant) -> Self {
+        Tracker { metrics, arrived, last_token: None }
+    }
+
+    fn on_tokens(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let now = Instant::now();
+        match self.last_token {
+            None => self.metrics.observe_ttft((now - self.arrived).as_secs_f64()),
+            Some(prev) => self.metrics.observe_inter_token((now - prev).as_secs_f64(), n),
+        }
+        self.last_token = Some(now);
+    }
+
+    fn on_done(&self, c: &Completion) {
+        self.metrics.add_tokens(c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens);
+    }
+}
+
+struct Output {
+    text: String,
+    done: Completion,
+    cached: usize,
+}
+
+async fn collect(mut stream: TokenStream, mut tracker: Tracker) -> Result<Output, ServerError> {
+    let mut text = String::new();
+    let mut cached = 0;
+    while let Some(event) = stream.next().await {
+        match event {
+            Event::Started { cached_tokens, .. } => cached = cached_tokens,
+            Event::Text { text: t, tokens } => {
+                tracker.on_tokens(tokens);
+                text.push_str(&t);
+            }
+            Event::Done(done) => {
+                tracker.on_done(&done);
+                return Ok(Output { text, done, cached });
+            }
+            Event::Error(e) => return Err(e.into()),
+        }
+    }
+    Err(RuntimeError::WorkerGone.into())
+}
+
+/// What every chunk of one response repeats.
+struct Ctx {
+    endpoint: Endpoint,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+}
+
+fn finish_str(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        // Only produced once the client has gone; it never reads this.
+        FinishReason::Cancelled => "stop",
+    }
+}
+
+/// `cached` comes from the `Started` event, where the runtime reports the
+/// prefix it reused.
+fn usage_json(c: &Completion, cached: usize) -> Value {
+    let u = &c.usage;
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "augur": {
+            "prefill_seconds": u.prefill_time.as_secs_f64(),
+            "decode_seconds": u.decode_time.as_secs_f64(),
+            "time_to_first_token_seconds": u.time_to_first_token.as_secs_f64(),
+        },
+    })
+}
+
+impl Ctx {
+    fn full_body(&self, out: &Output) -> Value {
+        let finish = finish_str(out.done.finish_reason);
+        let choice = match self.endpoint {
+            Endpoint::Chat => json!({
+                "index": 0,
+                "message": {"role": "assistant", "content": out.text, "refusal": null},
+                "logprobs": null,
+                "finish_reason": finish,
+            }),
+            Endpoint::Completions => json!({"index": 0, "text": out.text, "logprobs": null, "finish_reason": finish}),
+        };
+        let mut body = self.envelope(false);
+        body["choices"] = json!([choice]);
+        body["usage"] = usage_json(&out.done, out.cached);
+        body
+    }
+
+    fn envelope(&self, chunk: bool) -> Value {
+        let object = match (self.endpoint, chunk) {
+            (Endpoint::Chat, false) => "chat.completion",
+            (Endpoint::Chat, true) => "chat.completion.chunk",
+            (Endpoint::Completions, _) => "text_completion",
+        };
+        let mut v = json!({
+            "id": self.id, "object": object, "created": self.created, "model": self.model,
+            "system_fingerprint": null,
+        });
+        if chunk && self.include_usage {
+            v["usage"] = Value::Null;
+        }
+        v
+    }
+
+    /// One streamed choice: `delta` for chat, `text` for completions.
+    fn chunk(&self, delta: Value, text: &str, finish: Option<&str>) -> Bytes {
+        let choice = match self.endpoint {
+            Endpoint::Chat => json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}),
+            Endpoint::Completions => json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish}),
+        };
+        let mut v = self.envelope(true);
+        v["choices"] = json!([choice]);
+        data(&v)
+    }
+
+    fn usage_chunk(&self, c: &Completion, cached: usize) -> Bytes {
+        let mut v = self.envelope(true);
+        v["choices"] = json!([]);
+        v["usage"] = usage_json(c, cached);
+        data(&v)
+    }
+}
+
+fn data(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+struct SseState {
+    ctx: Ctx,
+    stream: TokenStream,
+    tracker: Tracker,
+    deadline: tokio::time::Instant,
+    timeout_secs: u64,
+    cached: usize,
+    finished: bool,
+    /// Held so the in-flight limit counts streams until they end.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl SseState {
+    fn new(
+        ctx: Ctx,
+        stream: TokenStream,
+        tracker: Tracker,
+        deadline: tokio::time::Instant,
+        permit: OwnedSemaphorePermit,
+        timeout_secs: u64,
+    ) -> Self {
+        SseState { ctx, stream, tracker, deadline, timeout_secs, cached: 0, finished: false, _permit: permit }
+    }
+
+    /// The next bytes to send, or `None` once `[DONE]` went out.
+    async fn step(&mut self) -> Option<Bytes> {
+        while !self.finished {
+            let wake = (tokio::time::Instant::now() + PING_EVERY).min(self.deadline);
+            match timeout_at(wake, self.stream.next()).await {
+                Err(_) if tokio::time::Instant::now() >= self.deadline => {
+                    return Some(self.fail(&ServerError::Timeout(self.timeout_secs)))
+                }
+                Err(_) => return Some(Bytes::from_static(b": ping\n\n")),
+                Ok(None) => return Some(self.fail(&ServerError::from(RuntimeError::WorkerGone))),
+                Ok(Some(event)) => {
+                    if let Some(bytes) = self.on_event(event) {
+                        return Some(bytes);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<Bytes> {
+        match event {
+            Event::Started { cached_tokens, .. } => {
+                self.cached = cached_tokens;
+                match self.ctx.endpoint {
+                    Endpoint::Chat => Some(self.ctx.chunk(json!({"role": "assistant", "content": ""}), "", None)),
+                    Endpoint::Completions => None,
+                }
+            }
+            Event::Text { text, tokens } => {
+                self.tracker.on_tokens(tokens);
+                (!text.is_empty()).then(|| self.ctx.chunk(json!({"content": text}), &text, None))
+            }
+            Event::Done(done) => {
+                self.tracker.on_done(&done);
+                self.finished = true;
+                let mut out = self.ctx.chunk(json!({}), "", Some(finish_str(done.finish_reason))).to_vec();
+                if self.ctx.include_usage {
+                    out.extend_from_slice(&self.ctx.usage_chunk(&done, self.cached));
+                }
+                out.extend_from_slice(DONE);
+                Some(out.into())
+            }
+            Event::Error(e) => Some(self.fail(&ServerError::from(e))),
+        }
+    }
+
+    /// An error mid-stream: OpenAI's error object as an event, then `[DONE]`.
+    fn fail(&mut self, e: &ServerError) -> Bytes {
+        self.finished = true;
+        let mut out = data(&e.body()).to_vec();
+        out.extend_from_slice(DONE);
+        out.into()
+    }
+}
+
+fn sse(state: SseState) -> Response {
+    let body = futures_util::stream::unfold(state, |mut s| async move {
+        let bytes = s.step().await?;
+        Some((Ok::<_, Infallible>(bytes), s))
+    });
+    let mut resp = Body::from_stream(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn new_id(endpoint: Endpoint) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    let prefix = match endpoint {
+        Endpoint::Chat => "chatcmpl",
+        Endpoint::Completions => "cmpl",
+    };
+    format!("{prefix}-{:016x}", h.finish())
+}

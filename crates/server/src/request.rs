@@ -1,0 +1,586 @@
+//! OpenAI request bodies, checked and turned into runtime requests.
+//!
+//! Decisions (see also the crate docs):
+//! - `temperature` defaults to 1.0, as in OpenAI's API, since clients are
+//!   written against it; 0 means greedy.
+//! - `top_k` 0 means disabled; `top_p` 1 and `min_p` 0 are no-ops.
+//! - Without `seed`, sampling draws a fresh seed per request.
+//! - Fields OpenAI clients commonly send are accepted at their neutral
+//!   value and refused otherwise; unknown fields are refused.
+
+use augur_engine::ChatMessage;
+use augur_runtime::{Prompt, SpecMode, SpecOptions};
+use augur_sampling::SamplingParams;
+use serde::Deserialize;
+use serde_json::{Number, Value};
+
+use crate::config::{ServerConfig, MAX_STOP_STRINGS};
+use crate::ServerError;
+
+/// Longest speculative draft a request may ask for.
+const MAX_SPEC_DRAFT: i128 = 256;
+
+/// The body of `/v1/chat/completions` or `/v1/completions`. Both share one
+/// struct because serde cannot combine `flatten` with refusing unknown
+/// fields; each endpoint then refuses the other's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    model: Option<String>,
+    messages: Option<Vec<RawMessage>>,
+    prompt: Option<Value>,
+    max_tokens: Option<Number>,
+    max_completion_tokens: Option<Number>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<Number>,
+    min_p: Option<f64>,
+    seed: Option<Number>,
+    stop: Option<Value>,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
+    n: Option<Number>,
+    augur: Option<AugurExt>,
+    // Accepted with any value: they only label requests, and augur keeps
+    // no per-user state.
+    #[allow(dead_code)]
+    user: Option<String>,
+    #[allow(dead_code)]
+    metadata: Option<serde_json::Map<String, Value>>,
+    store: Option<bool>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
+    logit_bias: Option<serde_json::Map<String, Value>>,
+    logprobs: Option<Value>,
+    top_logprobs: Option<Number>,
+    response_format: Option<Value>,
+    tools: Option<Vec<Value>>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    service_tier: Option<String>,
+    echo: Option<bool>,
+    suffix: Option<String>,
+    best_of: Option<Number>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessage {
+    role: String,
+    content: Option<Value>,
+    name: Option<String>,
+    tool_calls: Option<Value>,
+    tool_call_id: Option<String>,
+    refusal: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// augur's own request options, namespaced so they never clash with
+/// OpenAI's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AugurExt {
+    spec: Option<SpecExt>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecExt {
+    mode: Option<SpecMode>,
+    max: Option<Number>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+}
+
+/// A checked generation request, before tokenisation.
+#[derive(Debug)]
+pub struct GenSpec {
+    pub endpoint: Endpoint,
+    pub prompt: Prompt,
+    /// `None`: the rest of the context, capped by the configured limit.
+    pub max_tokens: Option<u32>,
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+    pub spec: SpecOptions,
+    pub stream: bool,
+    pub include_usage: bool,
+}
+
+impl RawRequest {
+    /// Validate for `endpoint`. The model name is checked by the caller.
+    pub fn into_spec(self, endpoint: Endpoint, cfg: &ServerConfig) -> Result<GenSpec, ServerError> {
+        self.check_endpoint_fields(endpoint)?;
+        self.check_neutral()?;
+        self.check_n()?;
+        let prompt = match endpoint {
+            Endpoint::Chat => chat_prompt(self.messages.as_deref().unwrap_or_default(), cfg)?,
+            Endpoint::Completions => text_prompt(self.prompt.as_ref(), cfg)?,
+        };
+        Ok(GenSpec {
+            endpoint,
+            prompt,
+            max_tokens: self.max_tokens(cfg)?,
+            sampling: self.sampling()?,
+            stop: stop_strings(self.stop.as_ref(), cfg)?,
+            spec: spec_options(self.augur.as_ref())?,
+            stream: self.stream.unwrap_or(false),
+            include_usage: self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
+        })
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    fn check_endpoint_fields(&self, endpoint: Endpoint) -> Result<(), ServerError> {
+        let chat_only = [
+            ("messages", self.messages.is_some()),
+            ("max_completion_tokens", self.max_completion_tokens.is_some()),
+            ("response_format", self.response_format.is_some()),
+            ("tools", self.tools.is_some()),
+            ("tool_choice", self.tool_choice.is_some()),
+            ("parallel_tool_calls", self.parallel_tool_calls.is_some()),
+            ("top_logprobs", self.top_logprobs.is_some()),
+        ];
+        let completion_only =
+            [("prompt", self.prompt.is_some()), ("echo", self.echo.is_some()), ("suffix", self.suffix.is_some())];
+        let (foreign, required, name) = match endpoint {
+            Endpoint::Chat => (&completion_only[..], self.messages.is_some(), "messages"),
+            Endpoint::Completions => (&chat_only[..], self.prompt.is_some(), "prompt"),
+        };
+        if let Some((field, _)) = foreign.iter().find(|(_, present)| *present) {
+            return Err(ServerError::InvalidBody {
+                param: Some((*field).into()),
+                message: format!("`{field}` is not a field of this endpoint"),
+            });
+        }
+        if !required {
+            return Err(ServerError::param(name, format!("`{name}` is required")));
+        }
+        Ok(())
+    }
+
+    /// Refuse what would change the output in ways augur does not support.
+    fn check_neutral(&self) -> Result<(), ServerError> {
+        let not_yet = |p: &str| Err(ServerError::unsupported(p, format!("`{p}` is not supported yet")));
+        if self.response_format.as_ref().is_some_and(|f| !is_text_format(f)) {
+            return not_yet("response_format");
+        }
+        if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+            return not_yet("tools");
+        }
+        let tool_choice_neutral = |v: &Value| v.is_null() || v == "none" || v == "auto";
+        if self.tool_choice.as_ref().is_some_and(|v| !tool_choice_neutral(v)) {
+            return not_yet("tool_choice");
+        }
+        let unsupported = |p: &str, why: &str| Err(ServerError::unsupported(p, format!("`{p}`: {why}")));
+        if self.presence_penalty.is_some_and(|v| v != 0.0) {
+            return unsupported("presence_penalty", "penalties are not supported; omit it or send 0");
+        }
+        if self.frequency_penalty.is_some_and(|v| v != 0.0) {
+            return unsupported("frequency_penalty", "penalties are not supported; omit it or send 0");
+        }
+        if self.logit_bias.as_ref().is_some_and(|m| !m.is_empty()) {
+            return unsupported("logit_bias", "logit bias is not supported; omit it or send {}");
+        }
+        let logprobs_off = |v: &Value| v.is_null() || v == false || v.as_u64() == Some(0);
+        if self.logprobs.as_ref().is_some_and(|v| !logprobs_off(v)) {
+            return unsupported("logprobs", "log probabilities are not supported yet");
+        }
+        if self.top_logprobs.as_ref().is_some_and(|v| v.as_u64() != Some(0)) {
+            return unsupported("top_logprobs", "log probabilities are not supported yet");
+        }
+        if self.store == Some(true) {
+            return unsupported("store", "augur does not store completions");
+        }
+        if self.echo == Some(true) {
+            return unsupported("echo", "echoing the prompt is not supported");
+        }
+        if self.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
+            return unsupported("suffix", "suffixes (insertion) are not supported");
+        }
+        if self.best_of.as_ref().is_some_and(|v| v.as_u64() != Some(1)) {
+            return unsupported("best_of", "only best_of = 1 is supported");
+        }
+        if self.service_tier.as_deref().is_some_and(|t| t != "auto" && t != "default") {
+            return unsupported("service_tier", "only \"auto\" and \"default\" are accepted");
+        }
+        Ok(())
+    }
+
+    fn check_n(&self) -> Result<(), ServerError> {
+        match &self.n {
+            Some(n) if int_in("n", n, 1, i128::MAX)? != 1 => {
+                Err(ServerError::unsupported("n", "only n = 1 is supported"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn max_tokens(&self, cfg: &ServerConfig) -> Result<Option<u32>, ServerError> {
+        let (name, v) = match (&self.max_tokens, &self.max_completion_tokens) {
+            (Some(_), Some(_)) => {
+                return Err(ServerError::param(
+                    "max_tokens",
+                    "give either max_tokens or max_completion_tokens, not both",
+                ))
+            }
+            (Some(v), None) => ("max_tokens", v),
+            (None, Some(v)) => ("max_completion_tokens", v),
+            (None, None) => return Ok(None),
+        };
+        let v = int_in(name, v, 1, i128::from(cfg.max_tokens_limit))?;
+        Ok(Some(u32::try_from(v).unwrap_or(cfg.max_tokens_limit)))
+    }
+
+    fn sampling(&self) -> Result<SamplingParams, ServerError> {
+        let temperature = float_in("temperature", self.temperature, 0.0, 2.0)?.unwrap_or(1.0);
+        let top_p = float_in("top_p", self.top_p, 0.0, 1.0)?;
+        if top_p == Some(0.0) {
+            return Err(ServerError::param("top_p", "top_p must be in (0, 1], got 0"));
+        }
+        let min_p = float_in("min_p", self.min_p, 0.0, 1.0)?;
+        let top_k = match &self.top_k {
+            Some(k) => Some(int_in("top_k", k, 0, i128::from(u32::MAX))?),
+            None => None,
+        };
+        let seed = match &self.seed {
+            Some(s) => int_in("seed", s, 0, i128::from(u64::MAX))?,
+            None => i128::from(fresh_seed()),
+        };
+        if temperature == 0.0 {
+            return Ok(SamplingParams::Greedy);
+        }
+        let params = SamplingParams::Sample {
+            temperature: temperature as f32,
+            top_k: top_k.filter(|&k| k > 0).and_then(|k| u32::try_from(k).ok()),
+            top_p: top_p.map(|p| p as f32),
+            min_p: min_p.map(|p| p as f32),
+            seed: u64::try_from(seed).unwrap_or(0),
+        };
+        params.validate().map_err(|e| ServerError::param("temperature", e.to_string()))?;
+        Ok(params)
+    }
+}
+
+fn is_text_format(f: &Value) -> bool {
+    f.is_null() || f.get("type").is_some_and(|t| t == "text")
+}
+
+/// An integer parameter in `lo..=hi`, never wrapped or truncated.
+fn int_in(name: &str, v: &Number, lo: i128, hi: i128) -> Result<i128, ServerError> {
+    let n = v.as_u64().map(i128::from).or_else(|| v.as_i64().map(i128::from));
+    match n {
+        Some(n) if (lo..=hi).contains(&n) => Ok(n),
+        Some(n) => Err(ServerError::param(name, format!("`{name}` must be between {lo} and {hi}, got {n}"))),
+        None => Err(ServerError::param(name, format!("`{name}` must be an integer between {lo} and {hi}, got {v}"))),
+    }
+}
+
+fn float_in(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<Option<f64>, ServerError> {
+    match v {
+        Some(x) if !(x.is_finite() && (lo..=hi).contains(&x)) => {
+            Err(ServerError::param(name, format!("`{name}` must be between {lo} and {hi}, got {x}")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A seed for requests that give none, different every time.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish()
+}
+
+fn chat_prompt(messages: &[RawMessage], cfg: &ServerConfig) -> Result<Prompt, ServerError> {
+    if messages.is_empty() {
+        return Err(ServerError::param("messages", "`messages` must not be empty"));
+    }
+    if messages.len() > cfg.max_messages {
+        return Err(ServerError::param(
+            "messages",
+            format!("too many messages: {}, the limit is {}", messages.len(), cfg.max_messages),
+        ));
+    }
+    let mut bytes = 0usize;
+    let mut out = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let msg = chat_message(i, m)?;
+        bytes = bytes.saturating_add(msg.content.len());
+        out.push(msg);
+    }
+    check_prompt_bytes(bytes, cfg, "messages")?;
+    Ok(Prompt::Chat(out))
+}
+
+fn chat_message(i: usize, m: &RawMessage) -> Result<ChatMessage, ServerError> {
+    let role = match m.role.as_str() {
+        // Chat templates know `system`; OpenAI's newer name means the same.
+        "developer" | "system" => "system",
+        r @ ("user" | "assistant" | "tool") => r,
+        other => {
+            return Err(ServerError::param(
+                format!("messages[{i}].role"),
+                format!("unknown role {other:?}; expected system, developer, user, assistant or tool"),
+            ))
+        }
+    };
+    if m.refusal.as_ref().is_some_and(|r| !r.is_null()) && role != "assistant" {
+        return Err(ServerError::param(format!("messages[{i}].refusal"), "only assistant messages carry a refusal"));
+    }
+    let may_omit_content = role == "assistant" && m.tool_calls.is_some();
+    let content = message_content(i, m.content.as_ref(), may_omit_content)?;
+    Ok(ChatMessage {
+        role: role.to_string(),
+        content,
+        name: m.name.clone(),
+        tool_calls: m.tool_calls.clone().filter(|v| !v.is_null()),
+        tool_call_id: m.tool_call_id.clone(),
+    })
+}
+
+/// A string, or an array of `{"type": "text", "text": ...}` parts.
+fn message_content(i: usize, content: Option<&Value>, may_omit: bool) -> Result<String, ServerError> {
+    let param = format!("messages[{i}].content");
+    match content {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) if may_omit => Ok(String::new()),
+        None | Some(Value::Null) => Err(ServerError::param(param, "message content is required")),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for (j, part) in parts.iter().enumerate() {
+                text.push_str(text_part(part).ok_or_else(|| {
+                    ServerError::unsupported(
+                        format!("{param}[{j}]"),
+                        "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported",
+                    )
+                })?);
+            }
+            Ok(text)
+        }
+        Some(_) => Err(ServerError::param(param, "message content must be a string or an array of text parts")),
+    }
+}
+
+fn text_part(part: &Value) -> Option<&str> {
+    let obj = part.as_object()?;
+    if obj.get("type")? != "text" || obj.len() != 2 {
+        return None;
+    }
+    obj.get("text")?.as_str()
+}
+
+/// A string, a one-string array, or token ids (flat or one nested array).
+fn text_prompt(prompt: Option<&Value>, cfg: &ServerConfig) -> Result<Prompt, ServerError> {
+    let bad =
+        || ServerError::param("prompt", "`prompt` must be a string, an array of one string, or an array of token ids");
+    let prompt = match prompt {
+        Some(Value::Array(items)) if items.len() == 1 && !items[0].is_number() => &items[0],
+        Some(p) => p,
+        None => return Err(bad()),
+    };
+    match prompt {
+        Value::String(s) => {
+            check_prompt_bytes(s.len(), cfg, "prompt")?;
+            Ok(Prompt::Text(s.clone()))
+        }
+        Value::Array(ids) if ids.iter().all(Value::is_number) => {
+            check_prompt_bytes(ids.len().saturating_mul(4), cfg, "prompt")?;
+            let tokens: Result<Vec<i32>, _> =
+                ids.iter().enumerate().map(|(i, v)| token_id(&format!("prompt[{i}]"), v)).collect();
+            Ok(Prompt::Tokens(tokens?))
+        }
+        Value::Array(_) => Err(ServerError::unsupported("prompt", "only one prompt per request is supported")),
+        _ => Err(bad()),
+    }
+}
+
+/// A token id as i32; the vocabulary check happens at tokenisation.
+pub fn token_id(param: &str, v: &Value) -> Result<i32, ServerError> {
+    let n = v.as_i64().filter(|n| i32::try_from(*n).is_ok());
+    n.map(|n| n as i32).ok_or_else(|| ServerError::param(param, format!("token id {v} is not a valid token id")))
+}
+
+fn check_prompt_bytes(bytes: usize, cfg: &ServerConfig, param: &str) -> Result<(), ServerError> {
+    if bytes > cfg.max_prompt_bytes {
+        return Err(ServerError::param(
+            param,
+            format!("the prompt is {bytes} bytes, more than the limit of {} bytes", cfg.max_prompt_bytes),
+        ));
+    }
+    Ok(())
+}
+
+fn stop_strings(stop: Option<&Value>, cfg: &ServerConfig) -> Result<Vec<String>, ServerError> {
+    let list: Vec<&Value> = match stop {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+    };
+    if list.len() > MAX_STOP_STRINGS {
+        return Err(ServerError::param(
+            "stop",
+            format!("at most {MAX_STOP_STRINGS} stop strings are allowed, got {}", list.len()),
+        ));
+    }
+    list.into_iter()
+        .map(|v| match v.as_str() {
+            Some("") => Err(ServerError::param("stop", "stop strings must not be empty")),
+            Some(s) if s.len() > cfg.max_stop_bytes => Err(ServerError::param(
+                "stop",
+                format!("a stop string is {} bytes, more than the limit of {}", s.len(), cfg.max_stop_bytes),
+            )),
+            Some(s) => Ok(s.to_string()),
+            None => Err(ServerError::param("stop", "`stop` must be a string or an array of strings")),
+        })
+        .collect()
+}
+
+fn spec_options(ext: Option<&AugurExt>) -> Result<SpecOptions, ServerError> {
+    let Some(spec) = ext.and_then(|e| e.spec.as_ref()) else {
+        return Ok(SpecOptions::default());
+    };
+    let max = match &spec.max {
+        Some(m) => Some(usize::try_from(int_in("augur.spec.max", m, 1, MAX_SPEC_DRAFT)?).unwrap_or(1)),
+        None => None,
+    };
+    Ok(SpecOptions { mode: spec.mode, max })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerOptions;
+    use crate::extract::parse;
+
+    fn cfg() -> ServerConfig {
+        ServerOptions::default().resolve("m").unwrap()
+    }
+
+    fn chat(body: &str) -> Result<GenSpec, ServerError> {
+        parse::<RawRequest>(body.as_bytes())?.into_spec(Endpoint::Chat, &cfg())
+    }
+
+    fn code(r: Result<GenSpec, ServerError>) -> (&'static str, Option<String>) {
+        let e = r.expect_err("should be refused");
+        let s = e.shape();
+        (s.code, s.param)
+    }
+
+    const MSG: &str = r#""messages":[{"role":"user","content":"hi"}]"#;
+
+    #[test]
+    fn neutral_fields_are_accepted() {
+        let body = format!(
+            r#"{{{MSG},"user":"u","presence_penalty":0,"frequency_penalty":0,"logit_bias":{{}},"logprobs":false,
+            "parallel_tool_calls":true,"metadata":{{}},"store":false,"n":1,"stream_options":{{"include_usage":true}},
+            "response_format":{{"type":"text"}},"tools":[],"tool_choice":"none","temperature":0}}"#
+        );
+        let s = chat(&body).unwrap();
+        assert_eq!(s.sampling, SamplingParams::Greedy);
+        assert!(s.include_usage && !s.stream && s.max_tokens.is_none());
+    }
+
+    #[test]
+    fn unsupported_values_are_refused() {
+        for (extra, param) in [
+            (r#""logprobs":true"#, "logprobs"),
+            (r#""logit_bias":{"1":2}"#, "logit_bias"),
+            (r#""presence_penalty":0.5"#, "presence_penalty"),
+            (r#""frequency_penalty":-1"#, "frequency_penalty"),
+            (r#""response_format":{"type":"json_object"}"#, "response_format"),
+            (r#""tools":[{"type":"function"}]"#, "tools"),
+            (r#""tool_choice":"required""#, "tool_choice"),
+            (r#""n":2"#, "n"),
+            (r#""store":true"#, "store"),
+        ] {
+            let (code, p) = code(chat(&format!("{{{MSG},{extra}}}")));
+            assert_eq!((code, p.as_deref()), ("unsupported_parameter", Some(param)), "{extra}");
+        }
+    }
+
+    #[test]
+    fn ranges_are_checked_without_wrapping() {
+        for extra in [
+            r#""max_tokens":2147483648"#,
+            r#""max_tokens":9223372036854775808"#,
+            r#""max_tokens":0"#,
+            r#""max_tokens":-1"#,
+            r#""max_tokens":1.5"#,
+            r#""temperature":-0.1"#,
+            r#""temperature":2.5"#,
+            r#""top_p":0"#,
+            r#""top_p":1.1"#,
+            r#""min_p":-1"#,
+            r#""top_k":-1"#,
+            r#""seed":-5"#,
+            r#""n":0"#,
+            r#""augur":{"spec":{"max":0}}"#,
+        ] {
+            let (c, _) = code(chat(&format!("{{{MSG},{extra}}}")));
+            assert_eq!(c, "invalid_value", "{extra}");
+        }
+        let e = chat(&format!("{{{MSG},\"max_tokens\":9223372036854775808}}")).unwrap_err();
+        assert!(e.to_string().contains("9223372036854775808"), "{e}");
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        assert_eq!(code(chat(r#"{"messages":[]}"#)).0, "invalid_value");
+        assert_eq!(code(chat(r#"{"prompt":"x"}"#)).0, "invalid_body");
+        assert_eq!(code(chat(r#"{"messages":[{"role":"bot","content":"x"}]}"#)).0, "invalid_value");
+        assert_eq!(code(chat(r#"{"messages":[{"role":"user"}]}"#)).0, "invalid_value");
+        assert_eq!(code(chat(&format!(r#"{{{MSG},"stop":["a","b","c","d","e"]}}"#))).0, "invalid_value");
+        assert_eq!(code(chat(&format!(r#"{{{MSG},"stop":[""]}}"#))).0, "invalid_value");
+        assert_eq!(code(chat(&format!(r#"{{{MSG},"bogus":1}}"#))).0, "invalid_body");
+        assert_eq!(code(chat(&format!(r#"{{{MSG},"temperature":"hot"}}"#))).1.as_deref(), Some("temperature"));
+        let image = r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        assert_eq!(code(chat(image)).0, "unsupported_parameter");
+    }
+
+    #[test]
+    fn values_are_converted() {
+        let s = chat(&format!(
+            r#"{{{MSG},"temperature":0.7,"top_k":0,"top_p":0.9,"seed":42,"stop":"x","max_tokens":7,
+            "augur":{{"spec":{{"mode":"auto","max":16}}}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            s.sampling,
+            SamplingParams::Sample { temperature: 0.7, top_k: None, top_p: Some(0.9), min_p: None, seed: 42 }
+        );
+        assert_eq!(s.stop, vec!["x".to_string()]);
+        assert_eq!(s.max_tokens, Some(7));
+        assert_eq!(s.spec, SpecOptions { mode: Some(SpecMode::Auto), max: Some(16) });
+        let parts =
+            r#"{"messages":[{"role":"developer","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#;
+        match chat(parts).unwrap().prompt {
+            Prompt::Chat(m) => assert_eq!((m[0].role.as_str(), m[0].content.as_str()), ("system", "ab")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn completion_prompts() {
+        let comp = |b: &str| parse::<RawRequest>(b.as_bytes()).and_then(|r| r.into_spec(Endpoint::Completions, &cfg()));
+        assert!(matches!(comp(r#"{"prompt":"x"}"#).unwrap().prompt, Prompt::Text(_)));
+        assert!(matches!(comp(r#"{"prompt":["x"]}"#).unwrap().prompt, Prompt::Text(_)));
+        assert!(matches!(comp(r#"{"prompt":[1,2,3]}"#).unwrap().prompt, Prompt::Tokens(_)));
+        assert!(matches!(comp(r#"{"prompt":[[1,2]]}"#).unwrap().prompt, Prompt::Tokens(_)));
+        assert!(comp(r#"{"prompt":["a","b"]}"#).is_err());
+        assert!(comp(r#"{"prompt":[4294967296]}"#).is_err());
+        assert!(comp(r#"{"prompt":"x","messages":[]}"#).is_err());
+        assert!(comp(r#"{"prompt":"x","echo":true}"#).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The suffix draft source: a per-request tree over prompt and output so
+//! far, plus the shared global tree over earlier outputs.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use super::global::GlobalSuffixTree;
+use super::tree::{SeqId, SuffixTree, MAX_TREE_DEPTH};
+use super::{DraftTree, SuffixDraft, SuffixError, SuffixParams, DEFAULT_MAX_DEPTH};
+use crate::drafter::{Draft, DraftSourceId, Drafter};
+use crate::{SpecError, Token, MAX_DRAFT};
+
+/// The global tree as shared by all requests of a server.
+pub type SharedGlobal = Arc<RwLock<GlobalSuffixTree>>;
+
+/// The per-request tree holds one sequence.
+const REQUEST_SEQ: SeqId = 0;
+
+/// How many trailing tokens of what was indexed are compared with a new
+/// context to detect a context that is not an extension (a new request
+/// without `reset`). Comparing everything would make each step O(context).
+const CHECK_WINDOW: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SuffixConfig {
+    /// Depth cap of the per-request tree (pattern plus draft).
+    pub max_depth: usize,
+    /// `max_spec_tokens` is a ceiling; each call's `max_len` lowers it.
+    pub params: SuffixParams,
+}
+
+impl Default for SuffixConfig {
+    fn default() -> Self {
+        Self { max_depth: DEFAULT_MAX_DEPTH, params: SuffixParams::default() }
+    }
+}
+
+impl SuffixConfig {
+    pub fn validate(&self) -> Result<(), SuffixError> {
+        if !(1..=MAX_TREE_DEPTH).contains(&self.max_depth) {
+            return Err(SuffixError::InvalidConfig("max_depth must be 1..=1024"));
+        }
+        if !(1..=MAX_DRAFT).contains(&self.params.max_spec_tokens) {
+            return Err(SuffixError::InvalidConfig("max_spec_tokens must be 1..=64"));
+        }
+        self.params.validate()
+    }
+}
+
+/// SuffixDecoding as a [`Drafter`]: drafts from whichever tree scores
+/// better (ties to the request's own tree).
+///
+/// The request tree is never evicted, so it costs up to `max_depth` nodes
+/// (about 40 bytes each) per context token on non-repetitive text; keep
+/// `max_depth` modest. Persisting the global tree is the owner's job
+/// ([`GlobalSuffixTree::save`]); [`SuffixDrafter::finish_request`] only
+/// updates it in memory.
+#[derive(Debug)]
+pub struct SuffixDrafter {
+    cfg: SuffixConfig,
+    request: SuffixTree,
+    global: Option<SharedGlobal>,
+    /// The last proposal, with probabilities and score.
+    last: SuffixDraft,
+    scratch: SuffixDraft,
+}
+
+impl SuffixDrafter {
+    pub fn new(cfg: SuffixConfig, global: Option<SharedGlobal>) -> Result<Self, SpecError> {
+        cfg.validate()?;
+        Ok(Self {
+            cfg,
+            request: SuffixTree::new(cfg.max_depth),
+            global,
+            last: SuffixDraft::default(),
+            scratch: SuffixDraft::default(),
+        })
+    }
+
+    pub fn config(&self) -> &SuffixConfig {
+        &self.cfg
+    }
+
+    pub fn global(&self) -> Option<&SharedGlobal> {
+        self.global.as_ref()
+    }
+
+    /// The last [`Drafter::propose`] result with its probabilities and
+    /// score (expected accepted tokens), for weighing against other sources.
+    pub fn last_draft(&self) -> &SuffixDraft {
+        &self.last
+    }
+
+    fn params(&self, max_len: usize) -> SuffixParams {
+        let cap = self.cfg.params.max_spec_tokens.min(max_len).min(MAX_DRAFT);
+        SuffixParams { max_spec_tokens: cap, ..self.cfg.params }
+    }
+
+    /// Indexes the part of `context` not yet seen, rebuilding if `context`
+    /// does not extend what was indexed.
+    fn sync(&mut self, context: &[Token]) {
+        let seen = self.request.sequence(REQUEST_SEQ).unwrap_or(&[]);
+        let from = seen.len().saturating_sub(CHECK_WINDOW);
+        let extends = context.get(from..seen.len()) == seen.get(from..);
+        let start = if extends {
+            seen.len()
+        } else {
+            self.request.clear();
+            0
+        };
+        // A full tree just stops learning; drafting never fails a request.
+        let _ = self.request.extend(REQUEST_SEQ, &context[start..]);
+    }
+
+    /// Tree-shaped draft of at most `max_len` nodes from the better tree.
+    pub fn propose_tree(&mut self, context: &[Token], max_len: usize) -> DraftTree {
+        self.sync(context);
+        let params = self.params(max_len);
+        let local = self.request.speculate_tree(context, &params);
+        let global = self.global.as_ref().map(|g| {
+            let g = g.read().unwrap_or_else(PoisonError::into_inner);
+            g.speculate_tree(context, &params)
+        });
+        match global {
+            Some(g) if g.score > local.score => g,
+            _ => local,
+        }
+    }
+
+    /// Adds a finished request's output (not its prompt) to the global tree.
+    pub fn finish_request(&mut self, output: &[Token]) -> Result<(), SpecError> {
+        if let Some(g) = &self.global {
+            let mut g = g.write().unwrap_or_else(PoisonError::into_inner);
+            g.add(output)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drafter for SuffixDrafter {
+    fn source(&self) -> DraftSourceId {
+        DraftSourceId::Suffix
+    }
+
+    fn propose(&mut self, context: &[Token], max_len: usize, out: &mut Draft) {
+        out.clear();
+        self.sync(context);
+        let params = self.params(max_len);
+        self.request.speculate_into(context, &params, &mut self.last);
+        if let Some(g) = &self.global {
+            let g = g.read().unwrap_or_else(PoisonError::into_inner);
+            g.tree().speculate_into(context, &params, &mut self.scratch);
+            if self.scratch.score > self.last.score {
+                std::mem::swap(&mut self.last, &mut self.scratch);
+            }
+        }
+        for &t in &self.last.tokens {
+            // A cleared draft is deterministic, so push cannot fail.
+            let _ = out.push(t);
+        }
+    }
+
+    fn observe(&mut self, context: &[Token]) {
+        self.sync(context);
+    }
+
+    fn reset(&mut self) {
+        self.request.clear();
+        self.last.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuilds_on_foreign_context() {
+        let mut d = SuffixDrafter::new(SuffixConfig::default(), None).unwrap();
+        let mut draft = Draft::default();
+        d.propose(&[1, 2, 3, 1, 2], 8, &mut draft);
+        // Budget = match length (2) by default.
+        assert_eq!(draft.tokens(), &[3, 1]);
+        d.propose(&[7, 8, 7], 8, &mut draft);
+        assert_eq!(draft.tokens(), &[8]);
+        assert_eq!(d.request.sequence(REQUEST_SEQ), Some(&[7, 8, 7][..]));
+        d.reset();
+        d.propose(&[], 8, &mut draft);
+        assert!(draft.is_empty());
+    }
+
+    #[test]
+    fn config_validation() {
+        let bad_depth = SuffixConfig { max_depth: 0, ..SuffixConfig::default() };
+        assert!(SuffixDrafter::new(bad_depth, None).is_err());
+        let mut c = SuffixConfig::default();
+        c.params.min_token_prob = 1.5;
+        assert!(SuffixDrafter::new(c, None).is_err());
+        c.params.min_token_prob = 0.1;
+        c.params.max_spec_factor = f32::NAN;
+        assert!(SuffixDrafter::new(c, None).is_err());
+    }
+}
