@@ -9,4 +9,5 @@ bin=target/release/augur
 "$bin" pull qwen2.5-coder-1.5b
 "$bin" pull qwen2.5-coder-0.5b
 "$bin" models
-"$bin" run --chat -n 128 -p "Write a Python function that checks whether a string is a palindrome."
+"$bin" run --chat -n 64 -p "Write a Python function that checks whether a string is a palindrome."
+exec "$bin" serve

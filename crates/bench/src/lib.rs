@@ -11,6 +11,7 @@ pub mod check;
 pub mod compare;
 pub mod config;
 mod error;
+pub mod judge;
 pub mod meta;
 pub mod plot;
 pub mod protocol;

@@ -22,6 +22,8 @@ pub struct Meta {
     pub iterations: u32,
     pub warmup: u32,
     pub temperature: f32,
+    #[serde(default)]
+    pub judge: Option<TargetConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,8 +95,14 @@ fn mem_total() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The commit of the current directory's checkout, else of the source tree
+/// this harness was built from.
 pub fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    commit_in(".").or_else(|| commit_in(env!("CARGO_MANIFEST_DIR")))
+}
+
+fn commit_in(dir: &str) -> Option<String> {
+    let out = std::process::Command::new("git").args(["-C", dir, "rev-parse", "HEAD"]).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 

@@ -31,6 +31,8 @@ pub struct Plan {
     pub temperature: f32,
     pub seed: u64,
     pub checks: bool,
+    /// A model that grades each distinct output 0-3 after the run.
+    pub judge: Option<TargetConfig>,
     pub progress: bool,
     /// The exact command line, for meta.json and reports.
     pub command: String,
@@ -49,6 +51,7 @@ impl Plan {
             temperature: 0.0,
             seed: 0,
             checks: true,
+            judge: None,
             progress: false,
             command: std::env::args().collect::<Vec<_>>().join(" "),
             runs_dir,
@@ -132,7 +135,13 @@ pub fn execute_with(plan: &Plan, open: &Opener) -> Result<Outcome> {
         let t = open(cfg, plan.min_ctx())?;
         warm_up(plan, t.as_ref());
         bar.inc(1);
-        measure(plan, cfg, t.as_ref(), &mut state, &bar)?;
+        measure(plan, cfg, t.as_ref(), &mut state, &bar);
+    }
+    if let Some(j) = &plan.judge {
+        bar.set_message(format!("judge {}", j.name));
+        let judge = open(j, plan.min_ctx().max(8192))?;
+        let prompts: Vec<(&str, &BenchPrompt)> = plan.prompts().map(|(s, p)| (s.suite.as_str(), p)).collect();
+        crate::judge::grade(judge.as_ref(), &prompts, &mut state.rows);
     }
     bar.finish_and_clear();
     let dir = store::save(&plan.runs_dir, &meta, &state.rows)?;
@@ -175,7 +184,7 @@ fn warm_up(plan: &Plan, t: &dyn Target) {
     }
 }
 
-fn measure(plan: &Plan, cfg: &TargetConfig, t: &dyn Target, st: &mut State, bar: &ProgressBar) -> Result<()> {
+fn measure(plan: &Plan, cfg: &TargetConfig, t: &dyn Target, st: &mut State, bar: &ProgressBar) {
     for (suite, p) in plan.prompts() {
         let messages = p.chat();
         for iteration in 0..plan.iterations {
@@ -196,7 +205,6 @@ fn measure(plan: &Plan, cfg: &TargetConfig, t: &dyn Target, st: &mut State, bar:
             bar.inc(1);
         }
     }
-    Ok(())
 }
 
 fn to_row(suite: &str, prompt: &str, config: &str, iteration: u32, g: Result<Generation>) -> Row {
@@ -226,6 +234,7 @@ fn to_row(suite: &str, prompt: &str, config: &str, iteration: u32, g: Result<Gen
         identical: None,
         score: None,
         score_detail: None,
+        judge: None,
         error,
     }
 }
@@ -294,6 +303,7 @@ fn make_meta(plan: &Plan, targets: &[TargetConfig]) -> Meta {
         iterations: plan.iterations,
         warmup: 1,
         temperature: plan.temperature,
+        judge: plan.judge.clone(),
     }
 }
 

@@ -44,14 +44,14 @@ fn section(s: &mut String, run: &Run) {
         let _ = writeln!(s, "#### {suite}\n");
         let _ = writeln!(
             s,
-            "| config | prompts | decode t/s | end-to-end t/s | TTFT ms | acceptance | quality | mismatches | errors |"
+            "| config | prompts | decode t/s | end-to-end t/s | TTFT ms | acceptance | quality | judge 0-3 | mismatches | errors |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in run.configs() {
             let st = stats::suite_stats(&run.rows, &c.name, &suite);
             let _ = writeln!(
                 s,
-                "| `{}` | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} |",
+                "| `{}` | {} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} | {} |",
                 c.name,
                 st.prompts,
                 st.decode_tps,
@@ -59,6 +59,7 @@ fn section(s: &mut String, run: &Run) {
                 st.ttft_s * 1000.0,
                 opt(st.acceptance, true),
                 opt(st.score, false),
+                opt(st.judge, false),
                 st.mismatches,
                 st.errors
             );

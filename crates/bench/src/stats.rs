@@ -12,6 +12,8 @@ pub struct PromptStats {
     pub ttft_s: f64,
     pub acceptance: Option<f64>,
     pub score: Option<f64>,
+    /// Mean judge grade (0-3).
+    pub judge: Option<f64>,
     /// Every iteration matched the baseline (`None`: not checked).
     pub identical: Option<bool>,
 }
@@ -52,6 +54,7 @@ fn prompt_stats(rs: &[&Row]) -> PromptStats {
     let pick = |f: fn(&Row) -> f64| median(&mut rs.iter().map(|r| f(r)).collect::<Vec<_>>());
     let acc: Vec<f64> = rs.iter().filter_map(|r| r.acceptance).collect();
     let scores: Vec<f64> = rs.iter().filter_map(|r| r.score).collect();
+    let grades: Vec<f64> = rs.iter().filter_map(|r| r.judge.map(f64::from)).collect();
     let checked: Vec<bool> = rs.iter().filter_map(|r| r.identical).collect();
     PromptStats {
         decode_tps: pick(|r| r.decode_tps),
@@ -59,6 +62,7 @@ fn prompt_stats(rs: &[&Row]) -> PromptStats {
         ttft_s: pick(|r| r.ttft_s),
         acceptance: mean(&acc),
         score: mean(&scores),
+        judge: mean(&grades),
         identical: (!checked.is_empty()).then(|| checked.iter().all(|x| *x)),
     }
 }
@@ -72,6 +76,7 @@ pub struct SuiteStats {
     pub ttft_s: f64,
     pub acceptance: Option<f64>,
     pub score: Option<f64>,
+    pub judge: Option<f64>,
     pub mismatches: usize,
     pub errors: usize,
 }
@@ -87,6 +92,7 @@ pub fn suite_stats(rows: &[Row], config: &str, suite: &str) -> SuiteStats {
         ttft_s: med(|p| p.ttft_s),
         acceptance: mean(&ps.iter().filter_map(|p| p.acceptance).collect::<Vec<_>>()),
         score: mean(&ps.iter().filter_map(|p| p.score).collect::<Vec<_>>()),
+        judge: mean(&ps.iter().filter_map(|p| p.judge).collect::<Vec<_>>()),
         mismatches: ps.iter().filter(|p| p.identical == Some(false)).count(),
         errors: rows.iter().filter(|r| r.config == config && r.suite == suite && r.error.is_some()).count(),
     }

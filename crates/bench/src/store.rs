@@ -33,6 +33,9 @@ pub struct Row {
     pub identical: Option<bool>,
     pub score: Option<f64>,
     pub score_detail: Option<String>,
+    /// The judge model's 0-3 grade, when a judge was asked.
+    #[serde(default)]
+    pub judge: Option<u8>,
     /// Set when the generation failed; the metrics are then zero.
     pub error: Option<String>,
 }

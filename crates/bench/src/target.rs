@@ -219,7 +219,11 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(base: &str, model: &str) -> Endpoint {
-        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).build();
+        // A stalled server fails the prompt instead of hanging the run.
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(300))
+            .build();
         Endpoint { url: chat_url(base), model: model.into(), agent }
     }
 

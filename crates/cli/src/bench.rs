@@ -1,6 +1,7 @@
 //! `augur bench`: run prompt suites against target configurations, then
 //! compare, plot and report stored runs.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -65,6 +66,10 @@ pub struct RunArgs {
     /// Skip the per-prompt quality checks (python, json_schema, ...).
     #[arg(long)]
     pub no_checks: bool,
+    /// A configuration (same syntax as --target) that grades each distinct
+    /// output 0-3 after the run.
+    #[arg(long)]
+    pub judge: Option<String>,
     /// Exit non-zero when any configuration's text differs from the baseline's.
     #[arg(long)]
     pub strict: bool,
@@ -118,8 +123,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 Some(b) => store::load(&a.runs, b)?,
                 None => ra.clone(),
             };
-            print!("{}", compare::render(&ra, &rb, &compare::compare(&ra, &rb)));
-            Ok(())
+            out(&compare::render(&ra, &rb, &compare::compare(&ra, &rb)))
         }
         BenchCommand::Plot(a) => {
             plot::svg(&store::load(&a.runs, &a.run)?, &a.out)?;
@@ -167,10 +171,11 @@ fn run(a: RunArgs) -> Result<()> {
     plan.temperature = a.temperature;
     plan.seed = a.seed;
     plan.checks = !a.no_checks;
+    plan.judge = a.judge.as_deref().map(TargetConfig::parse).transpose()?;
     plan.progress = true;
     let outcome = augur_bench::execute(&plan)?;
     let run = store::load(&a.out, &outcome.run_id)?;
-    print!("{}", report::markdown(std::slice::from_ref(&run)));
+    out(&report::markdown(std::slice::from_ref(&run)))?;
     eprintln!("augur bench: results in {}", outcome.dir.display());
     if !outcome.mismatches.is_empty() {
         eprintln!("augur bench: {} GREEDY-IDENTITY MISMATCH(ES) against the baseline", outcome.mismatches.len());
@@ -185,17 +190,26 @@ fn report_cmd(a: ReportArgs) -> Result<()> {
     let ids =
         if a.run.is_empty() { store::read_index(&a.runs)?.into_iter().map(|e| e.run_id).collect() } else { a.run };
     let runs = ids.iter().map(|r| store::load(&a.runs, r)).collect::<Result<Vec<_>, _>>()?;
-    print!("{}", report::markdown(&runs));
-    Ok(())
+    out(&report::markdown(&runs))
 }
 
 fn list_suites(dir: &Path) -> Result<()> {
     let suites = suite::load_all(dir).with_context(|| format!("loading suites from {}", dir.display()))?;
+    let mut text = String::new();
     for s in suites {
-        println!("{} (v{}): {}", s.suite, s.version, s.description);
+        text.push_str(&format!("{} (v{}): {}\n", s.suite, s.version, s.description.trim()));
         for p in &s.prompts {
-            println!("  {:<28} ~{} tokens, max {}", p.id, p.estimated_tokens(), p.max_tokens);
+            text.push_str(&format!("  {:<28} ~{} tokens, max {}\n", p.id, p.estimated_tokens(), p.max_tokens));
         }
     }
-    Ok(())
+    out(&text)
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

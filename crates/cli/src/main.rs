@@ -1,5 +1,6 @@
 //! The `augur` command.
 
+mod bench;
 mod check;
 mod models;
 mod run;
@@ -24,6 +25,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Serve an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
+    /// Measure speed and quality on prompt suites; compare, plot and report runs.
+    Bench(bench::BenchArgs),
     /// Load a model once in an isolated child process and report whether it is safe.
     Check(check::CheckArgs),
     /// Internal: the child side of `augur check`.
@@ -41,6 +44,7 @@ fn main() {
         Command::Pull(a) => models::pull(a),
         Command::Models(a) => models::list(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Bench(a) => bench::bench(a),
         Command::Check(a) => check::check(a),
         Command::CheckChild(a) => check::child(a),
     };

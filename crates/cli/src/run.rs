@@ -40,8 +40,9 @@ pub struct ModelArgs {
     pub repack: bool,
     /// Speculation: off, lookup (prompt n-grams), draft (a draft model),
     /// suffix, or auto (the cost model picks among all sources each step).
-    #[arg(long, value_enum, default_value = "off")]
-    pub spec: SpecArg,
+    /// Default: off for `run`, auto for `serve`.
+    #[arg(long, value_enum)]
+    pub spec: Option<SpecArg>,
     /// Draft model (same tokenizer as the target). Default with --spec
     /// draft/auto: qwen2.5-coder-0.5b when the target is a Qwen2.5 coder.
     #[arg(long)]
@@ -91,7 +92,7 @@ impl ModelArgs {
             context.threads_batch = t;
         }
         let store = Store::open_default()?;
-        let mode = SpecMode::from(self.spec);
+        let mode = SpecMode::from(self.spec.unwrap_or(SpecArg::Off));
         let draft = self.draft_path(&store, mode)?.map(|p| DraftConfig {
             path: p,
             model: ModelParams { mmap: true, repack: self.repack, overrides: Vec::new() },
@@ -236,10 +237,10 @@ pub fn run(a: RunArgs) -> Result<()> {
             done.finish_reason.as_str()
         );
         let s = &done.spec;
-        if s.drafted > 0 || a.model.spec != SpecArg::Off {
+        if s.drafted > 0 || a.model.spec.is_some_and(|m| m != SpecArg::Off) {
             eprintln!(
                 "augur: spec {:?} | steps {} | drafted {} | accepted {} ({:.0}%) | lookup {}/{} | draft {}/{} | mean accepted length {:.2}",
-                a.model.spec,
+                a.model.spec.unwrap_or(SpecArg::Off),
                 s.steps,
                 s.drafted,
                 s.accepted,

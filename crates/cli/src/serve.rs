@@ -7,6 +7,7 @@ use augur_runtime::{Backend, ModelWorker};
 use augur_server::ServerOptions;
 use clap::Args;
 
+use crate::check;
 use crate::run::ModelArgs;
 
 #[derive(Args, Debug)]
@@ -20,11 +21,20 @@ pub struct ServeArgs {
 pub fn serve(args: ServeArgs) -> Result<()> {
     let config = args.server.resolve(&args.model.model)?;
     let queue = config.queue;
-    let model = args.model;
+    let mut model = args.model;
+    // A server drafts by default; the cost model keeps it from ever costing speed.
+    model.spec.get_or_insert(crate::run::SpecArg::Auto);
     // Runs on a blocking thread while the server already answers /health.
     let loader = move || -> Result<Arc<dyn Backend>, String> {
         let path = model.resolve().map_err(|e| format!("{e:#}"))?;
         let mut cfg = model.worker_config(&model.model, path).map_err(|e| format!("{e:#}"))?;
+        // A file this server has not loaded before is first loaded in a
+        // child process: if llama.cpp aborts on it, the server survives.
+        let store = augur_store::Store::open_default().map_err(|e| e.to_string())?;
+        check::ensure_checked(&store, &cfg.path, &model.overrides).map_err(|e| format!("{e:#}"))?;
+        if let Some(d) = &cfg.draft {
+            check::ensure_checked(&store, &d.path, &[]).map_err(|e| format!("{e:#}"))?;
+        }
         cfg.queue = queue;
         let worker = ModelWorker::spawn(cfg).map_err(|e| e.to_string())?;
         Ok(Arc::new(worker))

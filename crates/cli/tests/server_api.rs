@@ -70,6 +70,11 @@ fn check_shapes(s: &Server) {
     assert_eq!(finish["delta"], json!({}));
     assert!(finish["finish_reason"].is_string());
 
+    let spec = json!({"stream": false, "augur": {"spec": {"mode": "lookup", "max": 8}}});
+    let r = s.post_json("/v1/chat/completions", &chat(spec));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["usage"]["augur"]["spec"]["mode"], "lookup", "{}", r.text());
+
     let r = s.post_json("/v1/completions", &json!({"model": MODEL, "prompt": "fn main() {", "max_tokens": 6}));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["object"], "text_completion");

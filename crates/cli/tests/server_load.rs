@@ -155,9 +155,9 @@ fn load_disconnects_and_memory() {
     let after_load = s.rss_kib();
 
     let phases: [(&str, Phase, usize); 3] = [
-        ("in prefill", disconnect_in_prefill, 34),
-        ("mid-stream", disconnect_mid_stream, 33),
-        ("while queued", disconnect_while_queued, 33),
+        ("in prefill", disconnect_in_prefill, 40),
+        ("mid-stream", disconnect_mid_stream, 30),
+        ("while queued", disconnect_while_queued, 30),
     ];
     for (name, phase, n) in phases {
         let start = Instant::now();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use server_support::{model_path, run_bounded, Server, KEY, MODEL};
 
 const PROMPT: &str = "Write a Python function that checks whether a number is prime.";
-const MAX_TOKENS: &str = "48";
+const MAX_TOKENS: &str = "32";
 
 #[test]
 fn official_client_and_identity_with_augur_run() {

@@ -148,7 +148,7 @@ impl Speculator {
         global: Option<SharedGlobal>,
     ) -> Result<Self, RuntimeError> {
         let spec = |e: augur_spec::SpecError| RuntimeError::InvalidRequest(e.to_string());
-        let lookup = PromptLookup::new(settings.lookup.clone()).map_err(spec)?;
+        let lookup = PromptLookup::new(settings.lookup).map_err(spec)?;
         let suffix = SuffixDrafter::new(SuffixConfig::default(), global).map_err(spec)?;
         let stats = AcceptanceStats::new(StatsConfig::default()).map_err(spec)?;
         Ok(Self {

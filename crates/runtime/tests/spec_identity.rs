@@ -29,7 +29,23 @@ fn worker(policy: DraftPolicy) -> ModelWorker {
     .expect("worker")
 }
 
+fn shared() -> &'static ModelWorker {
+    static W: std::sync::OnceLock<ModelWorker> = std::sync::OnceLock::new();
+    // Always draft: a cost model that declines to draft would make these
+    // tests vacuous on a compute-bound machine.
+    W.get_or_init(|| worker(DraftPolicy::Always))
+}
+
 fn run(w: &ModelWorker, case: &common::prompts::Case, mode: SpecMode) -> Completion {
+    run_with(w, case, mode, augur_sampling::SamplingParams::Greedy)
+}
+
+fn run_with(
+    w: &ModelWorker,
+    case: &common::prompts::Case,
+    mode: SpecMode,
+    sampling: augur_sampling::SamplingParams,
+) -> Completion {
     let mut msgs = Vec::new();
     if let Some(s) = case.system {
         msgs.push(ChatMessage::new("system", s));
@@ -37,6 +53,7 @@ fn run(w: &ModelWorker, case: &common::prompts::Case, mode: SpecMode) -> Complet
     msgs.push(ChatMessage::new("user", case.user.clone()));
     let mut req = GenerateRequest::new(Prompt::Chat(msgs), case.max_tokens);
     req.spec = SpecOptions { mode: Some(mode), max: None };
+    req.sampling = sampling;
     let mut s = w.submit(req).unwrap();
     while let Some(ev) = s.blocking_next() {
         match ev {
@@ -50,9 +67,7 @@ fn run(w: &ModelWorker, case: &common::prompts::Case, mode: SpecMode) -> Complet
 
 #[test]
 fn every_mode_matches_plain_decoding() {
-    // Always draft: a cost model that declines to draft would make this
-    // test vacuous on a compute-bound machine.
-    let w = worker(DraftPolicy::Always);
+    let w = shared();
     let cases = common::prompts::cases();
     assert!(cases.len() >= 20);
     let (mut drafted, mut diverged) = (0u64, Vec::new());
@@ -77,4 +92,23 @@ fn every_mode_matches_plain_decoding() {
     assert!(eog > 0 && length > 0, "the set must hit both ends");
     assert!(drafted > 500, "verification must actually run ({drafted} drafted)");
     assert!(diverged.is_empty(), "outputs differ from plain decoding: {diverged:?}");
+}
+
+#[test]
+fn seeded_sampling_through_the_verifier_is_reproducible() {
+    let w = shared();
+    let case = &common::prompts::cases()[0];
+    let params = |seed| augur_sampling::SamplingParams::Sample {
+        temperature: 0.8,
+        top_k: Some(40),
+        top_p: Some(0.95),
+        min_p: None,
+        seed,
+    };
+    for mode in [SpecMode::Lookup, SpecMode::Draft] {
+        let a = run_with(w, case, mode, params(11));
+        let b = run_with(w, case, mode, params(11));
+        assert!(a.spec.drafted > 0, "{mode:?} drafted nothing");
+        assert_eq!(a.tokens, b.tokens, "{mode:?}: same seed, same output");
+    }
 }

@@ -102,6 +102,15 @@ impl Tracker {
 
     fn on_done(&self, c: &Completion) {
         self.metrics.add_tokens(c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.cached_tokens);
+        let s = &c.spec;
+        for (source, st) in [("lookup", &s.lookup), ("draft", &s.draft), ("suffix", &s.suffix)] {
+            if st.drafted > 0 {
+                self.metrics.record_draft_source(source, st.drafted, st.accepted);
+            }
+        }
+        for (pos, &n) in s.accepted_at.iter().enumerate() {
+            self.metrics.record_accepted_at(pos, n);
+        }
     }
 }
 
@@ -162,6 +171,7 @@ fn usage_json(c: &Completion, cached: usize) -> Value {
             "prefill_seconds": u.prefill_time.as_secs_f64(),
             "decode_seconds": u.decode_time.as_secs_f64(),
             "time_to_first_token_seconds": u.time_to_first_token.as_secs_f64(),
+            "spec": c.spec,
         },
     })
 }

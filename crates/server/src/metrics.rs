@@ -46,12 +46,6 @@ impl Histogram {
     }
 }
 
-#[derive(Default, Clone, Copy)]
-struct SpecCounts {
-    drafted: u64,
-    accepted: u64,
-}
-
 /// The server's metrics registry; shared by every handler.
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
@@ -60,8 +54,10 @@ pub struct Metrics {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     cached_tokens: AtomicU64,
-    /// Per (draft source, position in the draft).
-    spec: Mutex<BTreeMap<(String, usize), SpecCounts>>,
+    /// Per draft source: (drafted, accepted).
+    spec_sources: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Accepted draft tokens per position in the draft.
+    spec_positions: Mutex<BTreeMap<usize, u64>>,
 }
 
 impl Default for Metrics {
@@ -73,7 +69,8 @@ impl Default for Metrics {
             prompt_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
             cached_tokens: AtomicU64::new(0),
-            spec: Mutex::default(),
+            spec_sources: Mutex::default(),
+            spec_positions: Mutex::default(),
         }
     }
 }
@@ -106,13 +103,17 @@ impl Metrics {
         self.cached_tokens.fetch_add(cached as u64, Ordering::Relaxed);
     }
 
-    /// Speculation outcome for one draft position of one source.
-    pub fn record_draft(&self, source: &str, position: usize, drafted: u64, accepted: u64) {
-        let key = (source.to_string(), position.min(MAX_POSITION));
-        let mut spec = lock(&self.spec);
-        let c = spec.entry(key).or_default();
-        c.drafted += drafted;
-        c.accepted += accepted;
+    /// Draft tokens one source proposed and the target accepted.
+    pub fn record_draft_source(&self, source: &str, drafted: u64, accepted: u64) {
+        let mut spec = lock(&self.spec_sources);
+        let c = spec.entry(source.to_string()).or_default();
+        c.0 += drafted;
+        c.1 += accepted;
+    }
+
+    /// Draft tokens accepted at `position` (0 = first drafted token).
+    pub fn record_accepted_at(&self, position: usize, accepted: u64) {
+        *lock(&self.spec_positions).entry(position.min(MAX_POSITION)).or_default() += accepted;
     }
 
     pub fn render(&self, queue_depth: usize, model_loaded: bool) -> String {
@@ -140,16 +141,22 @@ impl Metrics {
     }
 
     fn render_spec(&self, out: &mut String) {
-        let spec = lock(&self.spec);
-        for (name, help, pick) in [
-            ("augur_spec_drafted_tokens_total", "Draft tokens proposed, by source and position.", 0),
-            ("augur_spec_accepted_tokens_total", "Draft tokens accepted, by source and position.", 1),
+        let sources = lock(&self.spec_sources);
+        for (name, help, accepted) in [
+            ("augur_spec_drafted_tokens_total", "Draft tokens proposed, by draft source.", false),
+            ("augur_spec_accepted_tokens_total", "Draft tokens accepted, by draft source.", true),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((source, pos), c) in spec.iter() {
-                let v = if pick == 0 { c.drafted } else { c.accepted };
-                let _ = writeln!(out, "{name}{{source=\"{}\",position=\"{pos}\"}} {v}", escape(source));
+            for (source, (d, a)) in sources.iter() {
+                let v = if accepted { a } else { d };
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {v}", escape(source));
             }
+        }
+        let name = "augur_spec_accepted_by_position_total";
+        let _ = writeln!(out, "# HELP {name} Draft tokens accepted, by position in the draft (0 = first).");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (pos, n) in lock(&self.spec_positions).iter() {
+            let _ = writeln!(out, "{name}{{position=\"{pos}\"}} {n}");
         }
     }
 }
@@ -174,7 +181,8 @@ mod tests {
         m.observe_ttft(0.2);
         m.observe_inter_token(0.3, 3);
         m.add_tokens(10, 5, 2);
-        m.record_draft("lookup", 100, 4, 3);
+        m.record_draft_source("lookup", 4, 3);
+        m.record_accepted_at(100, 2);
         let text = m.render(2, true);
         assert!(text.contains("augur_http_requests_total{route=\"/v1/chat/completions\",code=\"200\"} 2"));
         assert!(text.contains("augur_queue_depth 2"));
@@ -182,6 +190,8 @@ mod tests {
         assert!(text.contains("augur_inter_token_latency_seconds_count 3"));
         assert!(text.contains("augur_inter_token_latency_seconds_bucket{le=\"0.1\"} 3"));
         assert!(text.contains("augur_completion_tokens_total 5"));
-        assert!(text.contains("augur_spec_accepted_tokens_total{source=\"lookup\",position=\"32\"} 3"));
+        assert!(text.contains("augur_spec_drafted_tokens_total{source=\"lookup\"} 4"));
+        assert!(text.contains("augur_spec_accepted_tokens_total{source=\"lookup\"} 3"));
+        assert!(text.contains("augur_spec_accepted_by_position_total{position=\"32\"} 2"));
     }
 }
