@@ -34,10 +34,11 @@ pub struct ModelArgs {
     /// e.g. qwen2moe.expert_used_count=int:4.
     #[arg(long = "override-kv", value_name = "KEY=TYPE:VALUE")]
     pub overrides: Vec<String>,
-    /// Let llama.cpp repack weights for its fastest single-token kernels.
-    /// Off by default: repacked kernels are not batch-invariant.
+    /// Keep weights in their file layout instead of llama.cpp's repacked CPU
+    /// layout. Repacked kernels decode faster but are batch-invariant only up
+    /// to 3 tokens here, which caps the verify chunk (measured at load).
     #[arg(long)]
-    pub repack: bool,
+    pub no_repack: bool,
     /// Speculation: off, lookup (prompt n-grams), draft (a draft model),
     /// suffix, or auto (the cost model picks among all sources each step).
     /// Default: off for `run`, auto for `serve`.
@@ -95,7 +96,7 @@ impl ModelArgs {
         let mode = SpecMode::from(self.spec.unwrap_or(SpecArg::Off));
         let draft = self.draft_path(&store, mode)?.map(|p| DraftConfig {
             path: p,
-            model: ModelParams { mmap: true, repack: self.repack, overrides: Vec::new() },
+            model: ModelParams { mmap: true, repack: !self.no_repack, overrides: Vec::new() },
             context: context.clone(),
         });
         if mode == SpecMode::Draft && draft.is_none() {
@@ -107,7 +108,7 @@ impl ModelArgs {
         let spec = SpecSettings { mode, spec_max: self.spec_max, ..SpecSettings::default() };
         let stem = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(WorkerConfig {
-            model: ModelParams { mmap: true, repack: self.repack, overrides },
+            model: ModelParams { mmap: true, repack: !self.no_repack, overrides },
             context,
             spec,
             draft,

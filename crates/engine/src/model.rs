@@ -18,7 +18,7 @@ pub struct ModelParams {
     /// Map the file instead of reading it into anonymous memory.
     pub mmap: bool,
     /// Let llama.cpp repack weights into its CPU-specific layouts
-    /// (`use_extra_bufts`). Faster single-token decode, but the repacked
+    /// (`use_extra_bufts`). Faster decode, but the repacked
     /// kernels are not batch-invariant, which breaks lossless speculation.
     pub repack: bool,
     /// Metadata overrides, validated with the model before llama.cpp sees them.
@@ -27,7 +27,7 @@ pub struct ModelParams {
 
 impl Default for ModelParams {
     fn default() -> Self {
-        Self { mmap: true, repack: false, overrides: Vec::new() }
+        Self { mmap: true, repack: true, overrides: Vec::new() }
     }
 }
 

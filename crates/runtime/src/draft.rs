@@ -30,6 +30,12 @@ impl DraftModel {
         Ok(Self { ctx, batch, kv: Vec::new(), min_confidence, cost_per_token: 0.0, failed: false })
     }
 
+    /// Tokens of `history` its cache has not seen: what the next proposal
+    /// must decode before drafting (history only grows within a request).
+    pub fn lag(&self, history: &[Token]) -> usize {
+        history.len().saturating_sub(self.kv.len())
+    }
+
     pub fn model(&self) -> &Arc<Model> {
         self.ctx.model()
     }

@@ -120,6 +120,10 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// Batched catch-up decoding of the draft model costs about this fraction
+/// of a single-token decode per token.
+const CATCH_UP_FRACTION: f64 = 0.3;
+
 /// Lookup statistics are kept per matched n-gram size: a 4-gram match is far
 /// more reliable than a 1-gram one, and one average would hide that.
 const LOOKUP_BUCKETS: usize = 4;
@@ -239,14 +243,21 @@ impl Speculator {
                 }
             }
         }
-        if use_draft {
-            let p = cost.choose(&self.draft_stats, DraftSourceId::DraftModel, limit);
+        if let (true, Some(d)) = (use_draft, self.draft_model.as_ref()) {
+            let mut p = cost.choose(&self.draft_stats, DraftSourceId::DraftModel, limit);
+            // Catching the draft model up on tokens it has not seen costs
+            // too; a prompt-sized lag makes drafting a loss.
+            let catch_up = d.lag(history) as f64 * d.cost_per_token * CATCH_UP_FRACTION;
+            if p.k > 0 && p.expected_tokens_per_sec > 0.0 {
+                p.expected_tokens_per_sec =
+                    p.expected_tokens / (p.expected_tokens / p.expected_tokens_per_sec + catch_up);
+            }
             if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
                 best = p;
             }
         }
         if best.k == 0 {
-            best = self.explore(use_lookup, use_suffix, use_draft, best);
+            best = self.explore(use_lookup, use_suffix, best);
         }
         match best.source {
             Some(DraftSourceId::Lookup) => self.draft.truncate(best.k),
@@ -292,7 +303,9 @@ impl Speculator {
     /// Occasionally draft one token anyway, so a source whose statistics
     /// went stale can prove itself again. Bounded cost: one extra verify
     /// position every `explore_every` idle steps.
-    fn explore(&mut self, use_lookup: bool, use_suffix: bool, use_draft: bool, plain: Plan) -> Plan {
+    /// Only free sources explore: trying the draft model means catching its
+    /// cache up first, which is never cheap.
+    fn explore(&mut self, use_lookup: bool, use_suffix: bool, plain: Plan) -> Plan {
         self.idle_steps += 1;
         if self.idle_steps < self.settings.explore_every {
             return plain;
@@ -302,8 +315,6 @@ impl Speculator {
             DraftSourceId::Lookup
         } else if use_suffix && !self.suffix_draft.is_empty() {
             DraftSourceId::Suffix
-        } else if use_draft {
-            DraftSourceId::DraftModel
         } else {
             return plain;
         };

@@ -219,12 +219,13 @@ fn load(cfg: &WorkerConfig) -> Result<(Context, Batch, Speculator), RuntimeError
     let mut ctx = Context::new(model, &cfg.context)?;
     let mut batch = Batch::new(cfg.context.n_batch as usize, cfg.context.n_seq_max as usize)?;
     let global = cfg.suffix_store.as_deref().map(load_global);
+    warm_up(&mut ctx, &mut batch)?;
     let mut spec = Speculator::new(cfg.spec.clone(), draft, global)?;
     if cfg.spec.mode != SpecMode::Off || spec.has_draft_model() {
         if let Some(d) = spec.draft_model_mut() {
             d.calibrate()?;
         }
-        let id = model_id(&cfg.path, ctx.model());
+        let id = model_id(&cfg.path, ctx.model(), cfg.model.repack);
         let curve = crate::calibrate::load_or_measure(
             &mut ctx,
             &mut batch,
@@ -236,6 +237,17 @@ fn load(cfg: &WorkerConfig) -> Result<(Context, Batch, Speculator), RuntimeError
         spec.set_cost(cost, curve.invariant_batch);
     }
     Ok((ctx, batch, spec))
+}
+
+/// One throwaway decode, so the first request does not pay for faulting the
+/// mapped weights in (llama-bench warms up the same way).
+fn warm_up(ctx: &mut Context, batch: &mut Batch) -> Result<(), RuntimeError> {
+    let token = ctx.model().bos().unwrap_or(0);
+    batch.clear();
+    batch.add(token, 0, &[0], true)?;
+    ctx.decode(batch)?;
+    ctx.kv_remove(0, -1, -1)?;
+    Ok(())
 }
 
 /// The global suffix tree: a corrupt or newer file gives a warning and a
@@ -263,10 +275,12 @@ fn load_draft(target: &Model, d: &DraftConfig, min_confidence: f32) -> Result<Dr
     DraftModel::new(model, &d.context, min_confidence)
 }
 
-/// Curves are per model file: name, size and quantisation identify it.
-fn model_id(path: &std::path::Path, model: &Model) -> String {
+/// Curves are per model file (name, size, quantisation) and weight layout:
+/// repacking changes both the costs and the batch-invariant size.
+fn model_id(path: &std::path::Path, model: &Model, repack: bool) -> String {
     let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-    format!("{name}-{}-{}", model.info().file_size, model.info().quant)
+    let layout = if repack { "repacked" } else { "plain" };
+    format!("{name}-{}-{}-{layout}", model.info().file_size, model.info().quant)
 }
 
 struct ChannelSink {

@@ -37,7 +37,12 @@ fn cache_after_rejections_equals_a_fresh_plain_run() {
     let mut spec = Speculator::new(settings, None, None).unwrap();
     // Verify chunks of 4: measured bit-identical to one-token decoding.
     spec.set_cost(CostModel::new(vec![0.05; 65]).unwrap(), 4);
-    let text = model.render_chat(&[ChatMessage::new("user", "Write a short story about a robot learning to paint, in plain prose.")], true).unwrap();
+    let text = model
+        .render_chat(
+            &[ChatMessage::new("user", "Write a short story about a robot learning to paint, in plain prose.")],
+            true,
+        )
+        .unwrap();
     let prompt = model.tokenize(&text, true, true).unwrap();
     let mut req = GenerateRequest::new(Prompt::Tokens(prompt.clone()), 160);
     req.spec = SpecOptions { mode: Some(SpecMode::Lookup), max: Some(6) };

@@ -18,14 +18,7 @@ fn threads() -> i32 {
 
 fn worker(name: &str, n_batch: u32) -> ModelWorker {
     let context = ContextParams { n_ctx: 2048, n_batch, n_ubatch: n_batch, ..ContextParams::default() };
-    ModelWorker::spawn(WorkerConfig {
-        name: name.into(),
-        path: model_path(name),
-        model: ModelParams::default(),
-        context,
-        queue: 4,
-    })
-    .expect("worker")
+    ModelWorker::spawn(WorkerConfig { context, queue: 4, ..WorkerConfig::new(name, model_path(name)) }).expect("worker")
 }
 
 fn small() -> &'static ModelWorker {

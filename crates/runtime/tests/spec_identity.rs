@@ -73,14 +73,14 @@ fn every_mode_matches_plain_decoding() {
     let (mut drafted, mut diverged) = (0u64, Vec::new());
     let (mut eog, mut length) = (0, 0);
     for case in &cases {
-        let plain = run(&w, case, SpecMode::Off);
+        let plain = run(w, case, SpecMode::Off);
         assert_eq!(plain.spec.drafted, 0);
         match plain.finish_reason {
             augur_runtime::FinishReason::Stop => eog += 1,
             _ => length += 1,
         }
         for mode in [SpecMode::Lookup, SpecMode::Draft, SpecMode::Auto] {
-            let got = run(&w, case, mode);
+            let got = run(w, case, mode);
             drafted += got.spec.drafted;
             if got.tokens != plain.tokens {
                 diverged.push(format!("{} {:?}", case.id, mode));
