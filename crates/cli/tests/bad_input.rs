@@ -56,7 +56,7 @@ fn bad_overrides_and_parameters() {
     {
         augur(&["run", "-m", m, "-p", "hi", "--override-kv", bad], h, T, MEM).assert_clean_error(bad);
     }
-    augur(&["run", "-m", m, "-p", "hi", "--temp", "-1"], h, T, MEM).assert_clean_error("negative temperature");
+    augur(&["run", "-m", m, "-p", "hi", "--temp=-1"], h, T, MEM).assert_clean_error("negative temperature");
     augur(&["run", "-m", m, "-p", "hi", "--temp", "1", "--top-p", "2"], h, T, MEM).assert_clean_error("top_p 2");
     augur(&["run", "-m", m, "-p", "hi", "-c", "1"], h, T, MEM).assert_clean_error("ctx 1");
     augur(&["run", "-m", m, "-p", "hi", "-n", "0"], h, T, MEM).assert_clean_error("max tokens 0");

@@ -64,12 +64,18 @@ pub(crate) fn recent_errors() -> String {
 
 /// llama.cpp's description of the CPU features it was built with.
 pub fn system_info() -> String {
-    init();
-    // SAFETY: returns a pointer to a static NUL-terminated buffer.
-    let p = unsafe { sys::llama_print_system_info() };
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: non-null and NUL-terminated, see above.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        init();
+        // SAFETY: llama.cpp rebuilds a static std::string on every call, so
+        // two threads calling it at once corrupt the heap; the OnceLock makes
+        // this the only call. The pointer is NUL-terminated.
+        let p = unsafe { sys::llama_print_system_info() };
+        if p.is_null() {
+            return String::new();
+        }
+        // SAFETY: non-null and NUL-terminated, see above.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    })
+    .clone()
 }

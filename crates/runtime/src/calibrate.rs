@@ -116,7 +116,7 @@ fn decode_chunked(
 /// The largest batch (up to 16) whose logits are bit-identical to decoding
 /// the same tokens one at a time. llama.cpp's CPU kernels change at some
 /// batch sizes; this finds out on this machine and build, never assumes.
-fn invariant_batch(ctx: &mut Context, batch: &mut Batch) -> Result<usize, RuntimeError> {
+pub fn invariant_batch(ctx: &mut Context, batch: &mut Batch) -> Result<usize, RuntimeError> {
     const PROBE: usize = 16;
     probe_context(ctx, batch)?;
     let mut reference = Vec::new();

@@ -12,7 +12,7 @@ pub mod speculate;
 pub mod stop;
 mod worker;
 
-pub use calibrate::machine_id;
+pub use calibrate::{invariant_batch, machine_id};
 pub use error::RuntimeError;
 pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage};
 pub use speculate::{DraftPolicy, SpecSettings, SpecStats};

@@ -7,8 +7,8 @@ use std::time::Instant;
 use augur_engine::{Batch, Context};
 use augur_sampling::{Sampler, Token};
 use augur_spec::{
-    verify_position, AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, LookupConfig, Plan, PromptLookup,
-    SharedGlobal, StatsConfig, Step, SuffixConfig, SuffixDrafter, Verdict, MAX_DRAFT,
+    AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, LookupConfig, Plan, PromptLookup, SharedGlobal,
+    StatsConfig, SuffixConfig, SuffixDrafter, Verdict, MAX_DRAFT,
 };
 use serde::Serialize;
 
@@ -379,8 +379,13 @@ pub fn generate(
         let remaining = (req.max_tokens as usize).saturating_sub(em.tokens.len());
         let plan = spec.plan(mode, &history, remaining.saturating_sub(1).min(limit_max));
         let drafted = spec.draft.len();
-        let input =
-            VerifyInput { pending: history[history.len() - 1], draft: spec.draft.tokens(), n_kv, chunk: spec.chunk };
+        let input = VerifyInput {
+            pending: history[history.len() - 1],
+            draft: spec.draft.tokens(),
+            n_kv,
+            chunk: spec.chunk,
+            out_pos: (history.len() - prompt.len()) as u64,
+        };
         let verdict = verify_chunked(ctx, batch, &mut sampler, &input)?;
         ctx.kv_remove(0, pos(n_kv + 1 + verdict.accepted)?, -1)?;
         spec.record(plan.source, drafted, verdict.accepted);
@@ -407,12 +412,14 @@ struct VerifyInput<'a> {
     n_kv: usize,
     /// Largest batch whose logits equal one-token decoding (see calibrate).
     chunk: usize,
+    /// Index, among generated tokens, of the token the first row decides.
+    out_pos: u64,
 }
 
 /// Decode [pending, draft...] in chunks no larger than the batch-invariant
 /// size, checking each row as it arrives: greedy by argmax, or by rejection
-/// sampling at temperature > 0 (drafts here are deterministic, so q is
-/// one-hot). Stops at the first rejection, so later chunks cost nothing.
+/// sampling at temperature > 0 (see `check_row`). Stops at the first
+/// rejection, so later chunks cost nothing.
 fn verify_chunked(
     ctx: &mut Context,
     batch: &mut Batch,
@@ -433,7 +440,7 @@ fn verify_chunked(
         let rows = ctx.logits_all().ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
         for (j, row) in rows.chunks_exact(n_vocab).enumerate() {
             let i = first + j;
-            if let Some(next) = check_row(sampler, row, v.draft.get(i).copied())? {
+            if let Some(next) = check_row(sampler, row, v.draft.get(i).copied(), v.out_pos + i as u64)? {
                 return Ok(Verdict { accepted: i, next });
             }
         }
@@ -444,19 +451,28 @@ fn verify_chunked(
 
 /// `None`: the drafted token is accepted. `Some(t)`: the target's token at
 /// this position (a correction, or the bonus token after the whole draft).
-fn check_row(sampler: &mut Sampler, row: &[f32], drafted: Option<Token>) -> Result<Option<Token>, RuntimeError> {
+///
+/// At temperature > 0 the target samples its own token with randomness keyed
+/// by the output position (the request's seed, stream = position) and a
+/// drafted token is accepted iff it equals that sample. For deterministic
+/// drafters this accepts with probability p(x), exactly as rejection
+/// sampling with a one-hot q does, and it makes the output a function of the
+/// seed alone: every speculation mode gives the text plain sampling gives.
+fn check_row(
+    sampler: &mut Sampler,
+    row: &[f32],
+    drafted: Option<Token>,
+    pos: u64,
+) -> Result<Option<Token>, RuntimeError> {
     let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
-    if sampler.params().is_greedy() {
-        let t = augur_sampling::argmax(row).unwrap_or(0);
-        return Ok((drafted != Some(t)).then_some(t));
-    }
-    let (builder, rng) = sampler.parts();
-    let p = builder.build(row).map_err(bad)?;
-    Ok(match drafted {
-        Some(d) => match verify_position(p, d, |_| None, rng) {
-            Step::Accepted => None,
-            Step::Rejected(t) => Some(t),
-        },
-        None => Some(p.sample(rng)),
-    })
+    let t = if sampler.params().is_greedy() {
+        augur_sampling::argmax(row).unwrap_or(0)
+    } else {
+        let (builder, rng) = sampler.parts();
+        let p = builder.build(row).map_err(bad)?;
+        rng.set_stream(pos);
+        rng.set_word_pos(0);
+        p.sample(rng)
+    };
+    Ok((drafted != Some(t)).then_some(t))
 }
