@@ -43,13 +43,7 @@ impl Generation {
     }
 }
 
-fn rate(n: usize, t: Duration) -> f64 {
-    if t.is_zero() {
-        0.0
-    } else {
-        n as f64 / t.as_secs_f64()
-    }
-}
+use augur_runtime::tokens_per_sec as rate;
 
 /// Arrival times of text chunks; the same for both kinds of target so
 /// their numbers are comparable.

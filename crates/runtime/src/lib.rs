@@ -14,6 +14,8 @@ mod worker;
 
 pub use calibrate::{invariant_batch, machine_id};
 pub use error::RuntimeError;
-pub use request::{Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage};
+pub use request::{
+    tokens_per_sec, Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage,
+};
 pub use speculate::{DraftPolicy, SpecSettings, SpecStats};
 pub use worker::{prepare, Backend, DraftConfig, ModelWorker, TokenStream, WorkerConfig};

@@ -99,16 +99,17 @@ pub struct Usage {
 impl Usage {
     /// Prompt tokens per second of prefill.
     pub fn prompt_tps(&self) -> f64 {
-        rate(self.prompt_tokens.saturating_sub(self.cached_tokens), self.prefill_time)
+        tokens_per_sec(self.prompt_tokens.saturating_sub(self.cached_tokens), self.prefill_time)
     }
 
     /// Tokens per second after the first one (which the prefill produces).
     pub fn decode_tps(&self) -> f64 {
-        rate(self.completion_tokens.saturating_sub(1), self.decode_time)
+        tokens_per_sec(self.completion_tokens.saturating_sub(1), self.decode_time)
     }
 }
 
-fn rate(n: usize, t: Duration) -> f64 {
+/// `n` tokens over `t`, or 0 for an empty interval.
+pub fn tokens_per_sec(n: usize, t: Duration) -> f64 {
     if t.is_zero() {
         0.0
     } else {

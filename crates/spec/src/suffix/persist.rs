@@ -143,17 +143,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SuffixError> {
     tmp.write_all(bytes).map_err(&io)?;
     tmp.as_file().sync_all().map_err(&io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
-    sync_dir(&dir).map_err(&io)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
+    crate::curve::sync_dir(&dir).map_err(&io)
 }
 
 impl GlobalSuffixTree {
