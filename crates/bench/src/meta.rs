@@ -110,7 +110,7 @@ fn commit_in(dir: &str) -> Option<String> {
 pub fn now_stamps() -> (String, String) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (y, m, d) = augur_store::civil_from_days((secs / 86_400) as i64);
     let (hh, mm, ss) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     let created = format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z");
     // The suffix keeps two runs started in the same second apart.
@@ -119,24 +119,11 @@ pub fn now_stamps() -> (String, String) {
     (created, id)
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn civil_dates() {
-        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
-        assert_eq!(super::civil_from_days(20_416), (2025, 11, 24));
+        assert_eq!(augur_store::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(augur_store::civil_from_days(20_416), (2025, 11, 24));
     }
 }

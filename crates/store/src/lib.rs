@@ -22,5 +22,5 @@ pub use error::{Result, StoreError};
 pub use hashing::sha256_file;
 pub use hub::HfSpec;
 pub use inspect::human_params;
-pub use sidecar::Sidecar;
+pub use sidecar::{civil_from_days, Sidecar};
 pub use store::{default_root, default_root_from, sanitize_name, valid_name, ModelEntry, PulledModel, Status, Store};
