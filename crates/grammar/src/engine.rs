@@ -1,0 +1,195 @@
+//! Compiling grammars for one vocabulary: bounded in size, fuel and time,
+//! and cached by a hash of the request's constraint.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use llguidance::api::{ParserLimits, TopLevelGrammar};
+use llguidance::{Matcher, ParserFactory};
+use sha2::{Digest, Sha256};
+
+use crate::constraint::Constraint;
+use crate::vocab::{tok_env, Vocabulary};
+use crate::{GrammarError, GrammarSpec};
+
+/// Bounds on what one constraint may cost.
+#[derive(Debug, Clone)]
+pub struct GrammarLimits {
+    /// Wall time for compiling one grammar.
+    pub compile_timeout: Duration,
+    /// Size of the serialised constraint (schema, pattern or grammar).
+    pub max_spec_bytes: usize,
+    /// Symbols in the compiled grammar's productions.
+    pub max_grammar_size: usize,
+    /// Lexer states (each costs 1-2 KB).
+    pub max_lexer_states: usize,
+    /// Lexer work for building the grammar's regexes (about 50k per ms).
+    pub initial_lexer_fuel: u64,
+    /// Lexer work for one token mask (about 14k per ms).
+    pub step_lexer_fuel: u64,
+    /// Parser items for one token mask (about 20k per ms).
+    pub step_max_items: usize,
+    /// Compiled grammars kept for reuse.
+    pub cache_entries: usize,
+}
+
+impl Default for GrammarLimits {
+    fn default() -> Self {
+        Self {
+            compile_timeout: Duration::from_secs(3),
+            max_spec_bytes: 1 << 20,
+            max_grammar_size: 200_000,
+            max_lexer_states: 50_000,
+            initial_lexer_fuel: 1_000_000,
+            step_lexer_fuel: 200_000,
+            step_max_items: 50_000,
+            cache_entries: 64,
+        }
+    }
+}
+
+/// A compiled constraint, ready to start any number of requests.
+pub struct CompiledGrammar {
+    /// Fresh parser with warmed lexer caches; each request deep-clones it.
+    proto: Mutex<Matcher>,
+    trigger: Option<Vec<u8>>,
+    eos: u32,
+}
+
+impl CompiledGrammar {
+    /// Per-request state.
+    pub fn start(&self) -> Result<Constraint, GrammarError> {
+        let m = self.proto.lock().map_err(|_| GrammarError::Internal("grammar lock poisoned".into()))?.deep_clone();
+        Ok(Constraint::new(m, self.trigger.clone(), self.eos))
+    }
+}
+
+struct Cached {
+    grammar: Arc<CompiledGrammar>,
+    last_used: u64,
+}
+
+/// Grammar compiler for one model's vocabulary.
+pub struct GrammarEngine {
+    factory: Arc<ParserFactory>,
+    limits: GrammarLimits,
+    eos: u32,
+    cache: Mutex<(u64, HashMap<[u8; 32], Cached>)>,
+}
+
+impl GrammarEngine {
+    pub fn new(vocab: Vocabulary, limits: GrammarLimits) -> Result<Self, GrammarError> {
+        let eos = vocab.eos;
+        let env = tok_env(vocab)?;
+        let mut factory = ParserFactory::new_simple(&env).map_err(|e| GrammarError::Vocabulary(e.to_string()))?;
+        factory.quiet();
+        *factory.limits_mut() = ParserLimits {
+            max_items_in_row: 2000,
+            initial_lexer_fuel: limits.initial_lexer_fuel,
+            step_lexer_fuel: limits.step_lexer_fuel,
+            step_max_items: limits.step_max_items,
+            max_lexer_states: limits.max_lexer_states,
+            max_grammar_size: limits.max_grammar_size,
+            precompute_large_lexemes: true,
+            verbose_errors: false,
+        };
+        Ok(Self { factory: Arc::new(factory), limits, eos, cache: Mutex::new((0, HashMap::new())) })
+    }
+
+    pub fn limits(&self) -> &GrammarLimits {
+        &self.limits
+    }
+
+    /// Compile `spec`, or return the cached compilation of an identical one.
+    pub fn compile(&self, spec: &GrammarSpec) -> Result<Arc<CompiledGrammar>, GrammarError> {
+        let text = serde_json::to_vec(spec).map_err(|e| GrammarError::Invalid(e.to_string()))?;
+        if text.len() > self.limits.max_spec_bytes {
+            return Err(GrammarError::TooLarge { bytes: text.len(), limit: self.limits.max_spec_bytes });
+        }
+        let key: [u8; 32] = Sha256::digest(&text).into();
+        if let Some(g) = self.cached(&key) {
+            return Ok(g);
+        }
+        let (grammar, trigger) = spec.to_grammar()?;
+        let matcher = self.build(grammar)?;
+        let compiled = Arc::new(CompiledGrammar { proto: Mutex::new(matcher), trigger, eos: self.eos });
+        self.remember(key, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Arc<CompiledGrammar>> {
+        let mut guard = self.cache.lock().ok()?;
+        let (clock, map) = &mut *guard;
+        *clock += 1;
+        let entry = map.get_mut(key)?;
+        entry.last_used = *clock;
+        Some(entry.grammar.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], grammar: Arc<CompiledGrammar>) {
+        let Ok(mut guard) = self.cache.lock() else { return };
+        let (clock, map) = &mut *guard;
+        *clock += 1;
+        if map.len() >= self.limits.cache_entries {
+            if let Some(old) = map.iter().min_by_key(|(_, c)| c.last_used).map(|(k, _)| *k) {
+                map.remove(&old);
+            }
+        }
+        map.insert(key, Cached { grammar, last_used: *clock });
+    }
+
+    /// Compile on a helper thread so a pathological grammar costs the
+    /// caller at most the timeout; the fuel limits bound the thread itself.
+    fn build(&self, grammar: TopLevelGrammar) -> Result<Matcher, GrammarError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let factory = self.factory.clone();
+        std::thread::Builder::new()
+            .name("grammar-compile".into())
+            .spawn(move || {
+                let r = catch_unwind(AssertUnwindSafe(|| compile_and_probe(&factory, grammar)));
+                let _ =
+                    tx.send(r.unwrap_or_else(|_| Err(GrammarError::Internal("the grammar compiler panicked".into()))));
+            })
+            .map_err(|e| GrammarError::Internal(format!("cannot start the compiler thread: {e}")))?;
+        match rx.recv_timeout(self.limits.compile_timeout) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(GrammarError::Timeout(self.limits.compile_timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(GrammarError::Internal("the grammar compiler died".into()))
+            }
+        }
+    }
+}
+
+/// Build the parser and compute the first mask: an unsatisfiable grammar
+/// shows up here as an error or an empty mask, before any decoding.
+fn compile_and_probe(factory: &ParserFactory, grammar: TopLevelGrammar) -> Result<Matcher, GrammarError> {
+    let parser = factory.create_parser(grammar).map_err(|e| GrammarError::Invalid(clean(&e.to_string())))?;
+    let mut m = Matcher::new(Ok(parser));
+    if let Some(e) = m.get_error() {
+        return Err(GrammarError::Invalid(clean(&e)));
+    }
+    let mask = m.compute_mask().map_err(|e| GrammarError::Invalid(clean(&e.to_string())))?;
+    let accepting = m.is_accepting().unwrap_or(false);
+    if mask.is_zero() && !accepting {
+        return Err(GrammarError::Unsatisfiable);
+    }
+    Ok(m)
+}
+
+/// llguidance errors can be long; keep the first lines, bounded.
+fn clean(msg: &str) -> String {
+    let mut s: String = msg.lines().take(4).collect::<Vec<_>>().join("; ");
+    if s.len() > 600 {
+        let mut cut = 600;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}

@@ -1,0 +1,161 @@
+//! What a request asks the output to follow, and how each form becomes an
+//! llguidance grammar.
+
+use llguidance::api::TopLevelGrammar;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::GrammarError;
+
+/// A constraint on the output, as the API receives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GrammarSpec {
+    /// Any JSON object (`response_format: json_object`).
+    JsonObject,
+    /// JSON valid against `schema`. `strict` refuses keywords the compiler
+    /// does not enforce; otherwise they are ignored (best effort).
+    JsonSchema { schema: Value, strict: bool },
+    /// The whole output matches this regular expression.
+    Regex { pattern: String },
+    /// A Lark grammar (llguidance's dialect, `%json` included).
+    Lark { grammar: String },
+    /// One or more calls to the given tools, in the model's call format.
+    ToolCalls { tools: Vec<ToolDef>, choice: ToolChoice, format: ToolFormat },
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolDef {
+    pub name: String,
+    /// JSON schema of the arguments object.
+    pub parameters: Value,
+}
+
+/// Which calls the grammar admits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides; the grammar starts when it opens a call.
+    Auto,
+    /// At least one call, to any of the tools.
+    Required,
+    /// Exactly one call, to this tool.
+    Named(String),
+}
+
+/// How a model writes a call: `open` + `{"name": .., "arguments": {..}}` +
+/// `close`, calls separated by `separator`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolFormat {
+    pub open: String,
+    pub close: String,
+    pub separator: String,
+}
+
+impl ToolFormat {
+    /// Hermes style, used by Qwen2.5 and many others.
+    pub fn hermes() -> Self {
+        Self { open: "<tool_call>\n".into(), close: "\n</tool_call>".into(), separator: "\n".into() }
+    }
+}
+
+/// JSON layout the grammars force: one fixed spelling leaves the model no
+/// whitespace choices, so more tokens are forced (free to fast-forward).
+fn json_options(strict: bool) -> Value {
+    json!({
+        "whitespace_flexible": false,
+        "item_separator": ", ",
+        "key_separator": ": ",
+        "lenient": !strict,
+    })
+}
+
+fn with_options(mut schema: Value, strict: bool) -> Result<Value, GrammarError> {
+    if schema.is_boolean() {
+        return Ok(json!({"allOf": [schema], "x-guidance": json_options(strict)}));
+    }
+    let Some(obj) = schema.as_object_mut() else {
+        return Err(GrammarError::Invalid("a JSON schema must be an object or a boolean".into()));
+    };
+    obj.insert("x-guidance".into(), json_options(strict));
+    Ok(schema)
+}
+
+/// One call object: `{"name": <const>, "arguments": <schema>}`.
+fn call_schema(tool: &ToolDef) -> Value {
+    let params = if tool.parameters.is_null() { json!({"type": "object"}) } else { tool.parameters.clone() };
+    json!({
+        "type": "object",
+        "properties": {"name": {"const": tool.name}, "arguments": params},
+        "required": ["name", "arguments"],
+        "additionalProperties": false,
+    })
+}
+
+/// A Lark string literal for `s`.
+fn lark_literal(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl GrammarSpec {
+    /// The llguidance grammar, and for `auto` tool calls the text that
+    /// switches it on.
+    pub(crate) fn to_grammar(&self) -> Result<(TopLevelGrammar, Option<Vec<u8>>), GrammarError> {
+        match self {
+            GrammarSpec::JsonObject => {
+                Ok((TopLevelGrammar::from_json_schema(with_options(json!({"type": "object"}), false)?), None))
+            }
+            GrammarSpec::JsonSchema { schema, strict } => {
+                Ok((TopLevelGrammar::from_json_schema(with_options(schema.clone(), *strict)?), None))
+            }
+            GrammarSpec::Regex { pattern } => Ok((TopLevelGrammar::from_regex(pattern), None)),
+            GrammarSpec::Lark { grammar } => Ok((TopLevelGrammar::from_lark(grammar.clone()), None)),
+            GrammarSpec::ToolCalls { tools, choice, format } => tool_grammar(tools, choice, format),
+        }
+    }
+}
+
+fn tool_grammar(
+    tools: &[ToolDef],
+    choice: &ToolChoice,
+    format: &ToolFormat,
+) -> Result<(TopLevelGrammar, Option<Vec<u8>>), GrammarError> {
+    let chosen: Vec<&ToolDef> = match choice {
+        ToolChoice::Named(name) => tools.iter().filter(|t| &t.name == name).collect(),
+        _ => tools.iter().collect(),
+    };
+    if chosen.is_empty() {
+        return Err(match choice {
+            ToolChoice::Named(name) => {
+                GrammarError::Invalid(format!("tool_choice names `{name}`, which is not in tools"))
+            }
+            _ => GrammarError::Invalid("tools is empty".into()),
+        });
+    }
+    let calls: Vec<Value> = chosen.iter().map(|t| call_schema(t)).collect();
+    let body = if calls.len() == 1 { calls[0].clone() } else { json!({"anyOf": calls}) };
+    let body = serde_json::to_string(&with_options(body, false)?).map_err(|e| GrammarError::Invalid(e.to_string()))?;
+    let open = lark_literal(&format.open);
+    let close = lark_literal(&format.close);
+    let sep = lark_literal(&format.separator);
+    let lark = match choice {
+        // The opener was already written by the model; the grammar covers
+        // the rest of one call.
+        ToolChoice::Auto => {
+            let rest = &format.open[auto_trigger(format).len()..];
+            let rest = if rest.is_empty() { String::new() } else { lark_literal(rest) };
+            format!("start: {rest} body {close}\nbody: %json {body}\n")
+        }
+        ToolChoice::Required => format!("start: call ({sep} call)*\ncall: {open} body {close}\nbody: %json {body}\n"),
+        ToolChoice::Named(_) => format!("start: {open} body {close}\nbody: %json {body}\n"),
+    };
+    let trigger = matches!(choice, ToolChoice::Auto).then(|| auto_trigger(format).as_bytes().to_vec());
+    Ok((TopLevelGrammar::from_lark(lark), trigger))
+}
+
+/// The opener without trailing whitespace: whitespace may share a token
+/// with what follows, the opener itself (often one added token) does not.
+fn auto_trigger(format: &ToolFormat) -> &str {
+    format.open.trim_end()
+}
