@@ -59,6 +59,12 @@ pub struct CompiledGrammar {
     eos: u32,
 }
 
+impl std::fmt::Debug for CompiledGrammar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledGrammar").field("trigger", &self.trigger).finish_non_exhaustive()
+    }
+}
+
 impl CompiledGrammar {
     /// Per-request state.
     pub fn start(&self) -> Result<Constraint, GrammarError> {

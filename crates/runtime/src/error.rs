@@ -17,4 +17,8 @@ pub enum RuntimeError {
     InvalidRequest(String),
     #[error("the request was cancelled")]
     Cancelled,
+    #[error(transparent)]
+    Grammar(#[from] augur_grammar::GrammarError),
+    #[error("constrained decoding is not available for this model: {0}")]
+    GrammarUnavailable(String),
 }

@@ -7,6 +7,7 @@ mod calibrate;
 mod draft;
 mod error;
 pub mod generate;
+pub mod grammar;
 mod request;
 pub mod speculate;
 pub mod stop;

@@ -1,6 +1,9 @@
 //! What a caller asks for and what it gets back.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use augur_grammar::CompiledGrammar;
 
 use augur_engine::ChatMessage;
 use augur_sampling::{SamplingParams, Token};
@@ -51,11 +54,21 @@ pub struct GenerateRequest {
     /// Generation stops before the first occurrence of any of these.
     pub stop: Vec<String>,
     pub spec: SpecOptions,
+    /// Output constraint (JSON schema, regex, grammar, tool calls), compiled
+    /// with [`crate::Backend::grammar`].
+    pub constraint: Option<Arc<CompiledGrammar>>,
 }
 
 impl GenerateRequest {
     pub fn new(prompt: Prompt, max_tokens: u32) -> Self {
-        Self { prompt, max_tokens, sampling: SamplingParams::Greedy, stop: Vec::new(), spec: SpecOptions::default() }
+        Self {
+            prompt,
+            max_tokens,
+            sampling: SamplingParams::Greedy,
+            stop: Vec::new(),
+            spec: SpecOptions::default(),
+            constraint: None,
+        }
     }
 }
 

@@ -11,8 +11,11 @@ use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams}
 use augur_sampling::Token;
 use tokio::sync::mpsc;
 
+use augur_grammar::GrammarEngine;
+
 use crate::draft::DraftModel;
 use crate::generate::Sink;
+use crate::grammar::LazyGrammar;
 use crate::request::{Event, GenerateRequest, Prompt, SpecMode};
 use crate::speculate::{self, SpecSettings, Speculator};
 use crate::RuntimeError;
@@ -26,6 +29,10 @@ pub trait Backend: Send + Sync {
     fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError>;
     /// Requests waiting for the worker.
     fn queue_depth(&self) -> usize;
+    /// The grammar compiler for this model's vocabulary (built on first use).
+    fn grammar(&self) -> Result<Arc<GrammarEngine>, RuntimeError> {
+        Err(RuntimeError::GrammarUnavailable(format!("{} has no local vocabulary", self.model_name())))
+    }
 }
 
 /// Events of one generation. Dropping it cancels the generation, even in
@@ -107,6 +114,7 @@ pub struct ModelWorker {
     waiting: Arc<AtomicUsize>,
     queue: usize,
     thread: Option<JoinHandle<()>>,
+    grammar: LazyGrammar,
 }
 
 const EVENTS_IN_FLIGHT: usize = 256;
@@ -136,6 +144,7 @@ impl ModelWorker {
             waiting,
             queue: cfg.queue.max(1),
             thread: Some(thread),
+            grammar: LazyGrammar::default(),
         })
     }
 
@@ -185,6 +194,10 @@ impl Backend for ModelWorker {
 
     fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn grammar(&self) -> Result<Arc<GrammarEngine>, RuntimeError> {
+        self.grammar.get(&self.model)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The crate's one error type and its mapping to OpenAI-shaped HTTP errors.
 
 use augur_engine::EngineError;
+use augur_grammar::GrammarError;
 use augur_runtime::RuntimeError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -138,7 +139,22 @@ fn runtime_shape(e: &RuntimeError) -> ErrorShape {
         RuntimeError::InvalidRequest(_) => shape(StatusCode::BAD_REQUEST, INVALID, "invalid_request"),
         // Only seen when the client already left; nobody reads it.
         RuntimeError::Cancelled => shape(StatusCode::REQUEST_TIMEOUT, INVALID, "cancelled"),
+        RuntimeError::Grammar(g) => grammar_shape(g),
+        RuntimeError::GrammarUnavailable(_) => shape(StatusCode::BAD_REQUEST, INVALID, "grammar_unavailable"),
     }
+}
+
+fn grammar_shape(e: &GrammarError) -> ErrorShape {
+    let code = match e {
+        GrammarError::Invalid(_) => "invalid_grammar",
+        GrammarError::Unsatisfiable => "unsatisfiable_grammar",
+        GrammarError::TooLarge { .. } => "grammar_too_large",
+        GrammarError::Timeout(_) => "grammar_timeout",
+        GrammarError::Vocabulary(_) | GrammarError::Stuck(_) | GrammarError::Internal(_) => {
+            return shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, "grammar_error");
+        }
+    };
+    shape(StatusCode::BAD_REQUEST, INVALID, code)
 }
 
 fn engine_shape(e: &EngineError) -> ErrorShape {

@@ -61,6 +61,7 @@ async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Res
         sampling: spec.sampling.clone(),
         stop: std::mem::take(&mut spec.stop),
         spec: spec.spec,
+        constraint: None,
     };
     let default_max = spec.max_tokens.is_none();
     tokio::task::spawn_blocking(move || {
