@@ -93,6 +93,8 @@ struct AugurExt {
 struct SpecExt {
     mode: Option<SpecMode>,
     max: Option<Number>,
+    /// Verify grammar-forced tokens in the next batch (default true).
+    fast_forward: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,7 +457,7 @@ fn spec_options(ext: Option<&AugurExt>) -> Result<SpecOptions, ServerError> {
         Some(m) => Some(usize::try_from(int_in("augur.spec.max", m, 1, MAX_SPEC_DRAFT)?).unwrap_or(1)),
         None => None,
     };
-    Ok(SpecOptions { mode: spec.mode, max })
+    Ok(SpecOptions { mode: spec.mode, max, fast_forward: spec.fast_forward })
 }
 
 #[cfg(test)]
@@ -562,7 +564,7 @@ mod tests {
         );
         assert_eq!(s.stop, vec!["x".to_string()]);
         assert_eq!(s.max_tokens, Some(7));
-        assert_eq!(s.spec, SpecOptions { mode: Some(SpecMode::Auto), max: Some(16) });
+        assert_eq!(s.spec, SpecOptions { mode: Some(SpecMode::Auto), max: Some(16), fast_forward: None });
         let parts =
             r#"{"messages":[{"role":"developer","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#;
         match chat(parts).unwrap().prompt {
