@@ -128,13 +128,14 @@ impl Router {
         if self.cfg.roles.contains_key(m) {
             return Ok(Some(self.decision(m, DecidedBy::Named, format!("the request names role {m}"))));
         }
-        // A model name: the cheapest role that serves it.
+        // A model name: the cheapest role that serves it, a role that only
+        // drafts last.
         let role = self
             .cfg
             .roles
             .values()
             .filter(|r| r.model.as_deref() == Some(m))
-            .min_by_key(|r| (r.tier, r.name.clone()))
+            .min_by_key(|r| (r.name == "draft", r.tier, r.name.clone()))
             .ok_or_else(|| OrchError::NoSuchTarget(m.to_string()))?;
         let why = format!("the request names model {m}, served by role {}", role.name);
         Ok(Some(self.decision(&role.name.clone(), DecidedBy::Named, why)))
