@@ -532,3 +532,20 @@ pub fn budget_for(cfg: &TeamConfig) -> u64 {
         None => u64::MAX,
     })
 }
+
+impl InstanceSpec {
+    /// The overrides in `--override-kv` syntax (for the load check's key).
+    pub fn override_args(&self) -> Vec<String> {
+        use augur_gguf::OverrideValue as V;
+        self.params
+            .overrides
+            .iter()
+            .map(|o| match &o.value {
+                V::Int(v) => format!("{}=int:{v}", o.key),
+                V::Float(v) => format!("{}=float:{v}", o.key),
+                V::Bool(v) => format!("{}=bool:{v}", o.key),
+                V::Str(v) => format!("{}=str:{v}", o.key),
+            })
+            .collect()
+    }
+}
