@@ -28,22 +28,51 @@ use crate::ServerError;
 const PING_EVERY: Duration = Duration::from_secs(1);
 
 /// Queue `spec` on the backend and answer it.
-pub async fn respond(state: AppState, mut spec: GenSpec, arrived: Instant) -> Result<Response, ServerError> {
+pub async fn respond(state: AppState, spec: GenSpec, arrived: Instant) -> Result<Response, ServerError> {
+    let served = Served::plain(state.backend()?, state.config.model_id.clone());
+    respond_on(state, served, spec, arrived).await
+}
+
+// --- issue 9: a request served by a role's backend (local or remote) ---
+/// Where a request runs and how its response is labelled.
+pub struct Served {
+    pub engine: Engine,
+    /// The `model` the response names.
+    pub model_id: String,
+    /// Extra `augur` object in the response (the role and chain).
+    pub augur: Option<Value>,
+    /// Kept until the response ends (a residency lease).
+    pub hold: Option<Box<dyn Send + Sync>>,
+}
+
+pub enum Engine {
+    Local(Arc<dyn Backend>),
+    Remote(Arc<augur_orch::RemoteBackend>),
+}
+
+impl Served {
+    pub fn plain(backend: Arc<dyn Backend>, model_id: String) -> Served {
+        Served { engine: Engine::Local(backend), model_id, augur: None, hold: None }
+    }
+}
+
+/// Answer `spec` on `served`, streamed or in one body.
+pub async fn respond_on(
+    state: AppState,
+    served: Served,
+    mut spec: GenSpec,
+    arrived: Instant,
+) -> Result<Response, ServerError> {
     let permit = state.admit()?;
-    let backend = state.backend()?;
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let req = prepare(backend.clone(), &mut spec, state.config.max_tokens_limit).await?;
-    let stream = backend.submit(req)?;
-    let ctx = Ctx {
-        endpoint: spec.endpoint,
-        id: new_id(spec.endpoint),
-        created: unix_now(),
-        model: state.config.model_id.clone(),
-        include_usage: spec.include_usage,
-    };
+    let stream = submit(&served.engine, &mut spec, state.config.max_tokens_limit).await?;
+    let ctx = Ctx::new(&spec, &served);
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     if spec.stream {
-        Ok(sse(SseState::new(ctx, stream, tracker, deadline, permit, state.config.request_timeout.as_secs())))
+        let mut sse_state =
+            SseState::new(ctx, stream, tracker, deadline, permit, state.config.request_timeout.as_secs());
+        sse_state.hold = served.hold;
+        Ok(sse(sse_state))
     } else {
         let secs = state.config.request_timeout.as_secs();
         let out = timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))??;
@@ -51,15 +80,56 @@ pub async fn respond(state: AppState, mut spec: GenSpec, arrived: Instant) -> Re
     }
 }
 
+/// One whole (non-streamed) generation on `served`, for callers that check
+/// the answer before replying.
+pub async fn generate_once(
+    state: &AppState,
+    served: &Served,
+    spec: &mut GenSpec,
+    arrived: Instant,
+) -> Result<Output, ServerError> {
+    let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
+    let stream = submit(&served.engine, spec, state.config.max_tokens_limit).await?;
+    let tracker = Tracker::new(state.metrics.clone(), arrived);
+    let secs = state.config.request_timeout.as_secs();
+    timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))?
+}
+
+/// The one-body response for `out`.
+pub fn full_response(spec: &GenSpec, served: &Served, out: &Output) -> Response {
+    axum::Json(Ctx::new(spec, served).full_body(out)).into_response()
+}
+
+/// A remote server tokenises for itself; a local prompt is prepared here.
+async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenStream, ServerError> {
+    match engine {
+        Engine::Local(backend) => {
+            let req = prepare(backend.clone(), spec, cap).await?;
+            Ok(backend.submit(req)?)
+        }
+        Engine::Remote(remote) => {
+            let req = GenerateRequest {
+                prompt: spec.prompt.clone(),
+                max_tokens: spec.max_tokens.unwrap_or(cap),
+                sampling: spec.sampling.clone(),
+                stop: spec.stop.clone(),
+                spec: spec.spec,
+            };
+            Ok(remote.submit(req)?)
+        }
+    }
+}
+// --- end issue 9 ---
+
 /// Tokenise off the async threads and check the context, so an oversize
 /// request is a 400 before it queues. The worker then gets token ids and
 /// does not tokenise again.
 async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<GenerateRequest, ServerError> {
     let mut req = GenerateRequest {
-        prompt: std::mem::replace(&mut spec.prompt, Prompt::Tokens(Vec::new())),
+        prompt: spec.prompt.clone(),
         max_tokens: spec.max_tokens.unwrap_or(1),
         sampling: spec.sampling.clone(),
-        stop: std::mem::take(&mut spec.stop),
+        stop: spec.stop.clone(),
         spec: spec.spec,
         constraint: None,
     };
@@ -115,9 +185,9 @@ impl Tracker {
     }
 }
 
-struct Output {
-    text: String,
-    done: Completion,
+pub struct Output {
+    pub text: String,
+    pub done: Completion,
     cached: usize,
 }
 
@@ -148,6 +218,7 @@ struct Ctx {
     created: u64,
     model: String,
     include_usage: bool,
+    augur: Option<Value>,
 }
 
 fn finish_str(f: FinishReason) -> &'static str {
@@ -178,6 +249,17 @@ fn usage_json(c: &Completion, cached: usize) -> Value {
 }
 
 impl Ctx {
+    fn new(spec: &GenSpec, served: &Served) -> Ctx {
+        Ctx {
+            endpoint: spec.endpoint,
+            id: new_id(spec.endpoint),
+            created: unix_now(),
+            model: served.model_id.clone(),
+            include_usage: spec.include_usage,
+            augur: served.augur.clone(),
+        }
+    }
+
     fn full_body(&self, out: &Output) -> Value {
         let finish = finish_str(out.done.finish_reason);
         let choice = match self.endpoint {
@@ -207,6 +289,9 @@ impl Ctx {
         });
         if chunk && self.include_usage {
             v["usage"] = Value::Null;
+        }
+        if let Some(a) = &self.augur {
+            v["augur"] = a.clone();
         }
         v
     }
@@ -246,6 +331,8 @@ struct SseState {
     finished: bool,
     /// Held so the in-flight limit counts streams until they end.
     _permit: OwnedSemaphorePermit,
+    /// Held so the model stays resident until the stream ends.
+    hold: Option<Box<dyn Send + Sync>>,
 }
 
 impl SseState {
@@ -257,7 +344,17 @@ impl SseState {
         permit: OwnedSemaphorePermit,
         timeout_secs: u64,
     ) -> Self {
-        SseState { ctx, stream, tracker, deadline, timeout_secs, cached: 0, finished: false, _permit: permit }
+        SseState {
+            ctx,
+            stream,
+            tracker,
+            deadline,
+            timeout_secs,
+            cached: 0,
+            finished: false,
+            _permit: permit,
+            hold: None,
+        }
     }
 
     /// The next bytes to send, or `None` once `[DONE]` went out.
