@@ -43,11 +43,21 @@ impl Trigger {
     }
 }
 
+/// What an `auto` tool-call constraint starts with.
+pub(crate) struct AutoStart {
+    pub trigger: Vec<u8>,
+    /// Grammar of a bare call object as the whole answer.
+    pub bare: Matcher,
+}
+
 /// Per-request constraint.
 pub struct Constraint {
     matcher: Matcher,
     env: Option<TokEnv>,
     trigger: Option<Trigger>,
+    bare: Option<Matcher>,
+    /// Nothing has been committed yet.
+    at_start: bool,
     active: bool,
     finished: bool,
     eos: u32,
@@ -58,10 +68,17 @@ pub struct Constraint {
 }
 
 impl Constraint {
-    pub(crate) fn new(matcher: Matcher, trigger: Option<Vec<u8>>, eos: u32) -> Self {
-        let active = trigger.is_none();
-        let trigger = trigger.map(|pattern| Trigger { tail: Vec::with_capacity(pattern.len() * 2), pattern });
+    pub(crate) fn new(matcher: Matcher, auto: Option<AutoStart>, eos: u32) -> Self {
+        let active = auto.is_none();
+        let (trigger, bare) = match auto {
+            Some(a) => {
+                (Some(Trigger { tail: Vec::with_capacity(a.trigger.len() * 2), pattern: a.trigger }), Some(a.bare))
+            }
+            None => (None, None),
+        };
         Self {
+            bare,
+            at_start: true,
             env: matcher.tok_env().ok(),
             matcher,
             trigger,
@@ -129,11 +146,35 @@ impl Constraint {
         Ok(Some(&self.mask))
     }
 
+    /// Called before the target's free choice `t` is taken while waiting
+    /// for an `auto` call: an answer that starts with `{` is a bare call,
+    /// so the call grammar switches on (true) and the choice is made again
+    /// under it.
+    pub fn opens_call(&mut self, t: Token) -> bool {
+        if self.active || !self.at_start {
+            return false;
+        }
+        let starts_object = match (u32::try_from(t), self.env.as_ref()) {
+            (Ok(t), Some(env)) => env.tok_trie().token(t).first() == Some(&b'{'),
+            _ => false,
+        };
+        if !starts_object {
+            return false;
+        }
+        let Some(bare) = self.bare.take() else { return false };
+        self.matcher = bare;
+        // A bare call is the whole answer: no waiting for another opener.
+        self.trigger = None;
+        self.active = true;
+        true
+    }
+
     /// Advance past `t`, which the target chose.
     pub fn commit(&mut self, t: Token) -> Result<(), GrammarError> {
         let Ok(tok) = u32::try_from(t) else {
             return Err(GrammarError::Stuck(format!("token {t} is outside the vocabulary")));
         };
+        self.at_start = false;
         if !self.active {
             self.watch(tok);
             return Ok(());

@@ -11,7 +11,7 @@ use llguidance::api::{ParserLimits, TopLevelGrammar};
 use llguidance::{Matcher, ParserFactory};
 use sha2::{Digest, Sha256};
 
-use crate::constraint::Constraint;
+use crate::constraint::{AutoStart, Constraint};
 use crate::vocab::{tok_env, Vocabulary};
 use crate::{GrammarError, GrammarSpec};
 
@@ -55,22 +55,36 @@ impl Default for GrammarLimits {
 pub struct CompiledGrammar {
     /// Fresh parser with warmed lexer caches; each request deep-clones it.
     proto: Mutex<Matcher>,
-    trigger: Option<Vec<u8>>,
+    auto: Option<AutoProto>,
     eos: u32,
+}
+
+/// `auto` tool calling: the opener text, and the grammar of a bare call.
+struct AutoProto {
+    trigger: Vec<u8>,
+    bare: Mutex<Matcher>,
 }
 
 impl std::fmt::Debug for CompiledGrammar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledGrammar").field("trigger", &self.trigger).finish_non_exhaustive()
+        f.debug_struct("CompiledGrammar").field("auto", &self.auto.is_some()).finish_non_exhaustive()
     }
 }
 
 impl CompiledGrammar {
     /// Per-request state.
     pub fn start(&self) -> Result<Constraint, GrammarError> {
-        let m = self.proto.lock().map_err(|_| GrammarError::Internal("grammar lock poisoned".into()))?.deep_clone();
-        Ok(Constraint::new(m, self.trigger.clone(), self.eos))
+        let m = clone_of(&self.proto)?;
+        let auto = match &self.auto {
+            Some(a) => Some(AutoStart { trigger: a.trigger.clone(), bare: clone_of(&a.bare)? }),
+            None => None,
+        };
+        Ok(Constraint::new(m, auto, self.eos))
     }
+}
+
+fn clone_of(m: &Mutex<Matcher>) -> Result<Matcher, GrammarError> {
+    Ok(m.lock().map_err(|_| GrammarError::Internal("grammar lock poisoned".into()))?.deep_clone())
 }
 
 struct Cached {
@@ -119,9 +133,13 @@ impl GrammarEngine {
         if let Some(g) = self.cached(&key) {
             return Ok(g);
         }
-        let (grammar, trigger) = spec.to_grammar()?;
-        let matcher = self.build(grammar)?;
-        let compiled = Arc::new(CompiledGrammar { proto: Mutex::new(matcher), trigger, eos: self.eos });
+        let plan = spec.to_grammar()?;
+        let matcher = self.build(plan.main)?;
+        let auto = match plan.auto {
+            Some(a) => Some(AutoProto { trigger: a.trigger, bare: Mutex::new(self.build(a.bare)?) }),
+            None => None,
+        };
+        let compiled = Arc::new(CompiledGrammar { proto: Mutex::new(matcher), auto, eos: self.eos });
         self.remember(key, compiled.clone());
         Ok(compiled)
     }

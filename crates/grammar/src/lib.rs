@@ -15,7 +15,7 @@ pub use constraint::{Constraint, ConstraintStats, Token};
 pub use engine::{CompiledGrammar, GrammarEngine, GrammarLimits};
 pub use spec::{GrammarSpec, ToolChoice, ToolDef, ToolFormat};
 pub use toktrie::SimpleVob;
-pub use vocab::{TokenizeFn, VocabToken, Vocabulary};
+pub use vocab::{test_vocab, TokenizeFn, VocabToken, Vocabulary};
 
 use std::time::Duration;
 

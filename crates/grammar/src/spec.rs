@@ -98,29 +98,39 @@ fn lark_literal(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
+/// The grammars one spec compiles to.
+pub(crate) struct GrammarPlan {
+    pub main: TopLevelGrammar,
+    /// `auto` tool calls: the grammar waits for the model to open a call.
+    pub auto: Option<AutoPlan>,
+}
+
+pub(crate) struct AutoPlan {
+    /// Text that opens a call; `main` covers what follows it.
+    pub trigger: Vec<u8>,
+    /// A call written without the opener, as the whole answer: many small
+    /// models answer a tool prompt with the bare call object.
+    pub bare: TopLevelGrammar,
+}
+
 impl GrammarSpec {
-    /// The llguidance grammar, and for `auto` tool calls the text that
-    /// switches it on.
-    pub(crate) fn to_grammar(&self) -> Result<(TopLevelGrammar, Option<Vec<u8>>), GrammarError> {
-        match self {
+    pub(crate) fn to_grammar(&self) -> Result<GrammarPlan, GrammarError> {
+        let main = match self {
             GrammarSpec::JsonObject => {
-                Ok((TopLevelGrammar::from_json_schema(with_options(json!({"type": "object"}), false)?), None))
+                TopLevelGrammar::from_json_schema(with_options(json!({"type": "object"}), false)?)
             }
             GrammarSpec::JsonSchema { schema, strict } => {
-                Ok((TopLevelGrammar::from_json_schema(with_options(schema.clone(), *strict)?), None))
+                TopLevelGrammar::from_json_schema(with_options(schema.clone(), *strict)?)
             }
-            GrammarSpec::Regex { pattern } => Ok((TopLevelGrammar::from_regex(pattern), None)),
-            GrammarSpec::Lark { grammar } => Ok((TopLevelGrammar::from_lark(grammar.clone()), None)),
-            GrammarSpec::ToolCalls { tools, choice, format } => tool_grammar(tools, choice, format),
-        }
+            GrammarSpec::Regex { pattern } => TopLevelGrammar::from_regex(pattern),
+            GrammarSpec::Lark { grammar } => TopLevelGrammar::from_lark(grammar.clone()),
+            GrammarSpec::ToolCalls { tools, choice, format } => return tool_grammar(tools, choice, format),
+        };
+        Ok(GrammarPlan { main, auto: None })
     }
 }
 
-fn tool_grammar(
-    tools: &[ToolDef],
-    choice: &ToolChoice,
-    format: &ToolFormat,
-) -> Result<(TopLevelGrammar, Option<Vec<u8>>), GrammarError> {
+fn tool_grammar(tools: &[ToolDef], choice: &ToolChoice, format: &ToolFormat) -> Result<GrammarPlan, GrammarError> {
     let chosen: Vec<&ToolDef> = match choice {
         ToolChoice::Named(name) => tools.iter().filter(|t| &t.name == name).collect(),
         _ => tools.iter().collect(),
@@ -150,8 +160,11 @@ fn tool_grammar(
         ToolChoice::Required => format!("start: call ({sep} call)*\ncall: {open} body {close}\nbody: %json {body}\n"),
         ToolChoice::Named(_) => format!("start: {open} body {close}\nbody: %json {body}\n"),
     };
-    let trigger = matches!(choice, ToolChoice::Auto).then(|| auto_trigger(format).as_bytes().to_vec());
-    Ok((TopLevelGrammar::from_lark(lark), trigger))
+    let auto = matches!(choice, ToolChoice::Auto).then(|| AutoPlan {
+        trigger: auto_trigger(format).as_bytes().to_vec(),
+        bare: TopLevelGrammar::from_lark(format!("start: body\nbody: %json {body}\n")),
+    });
+    Ok(GrammarPlan { main: TopLevelGrammar::from_lark(lark), auto })
 }
 
 /// The opener without trailing whitespace: whitespace may share a token

@@ -301,3 +301,21 @@ fn identical_specs_share_one_compilation() {
     let b = e.compile(&s).unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
 }
+
+#[test]
+fn auto_tool_choice_takes_a_bare_call_at_the_start() {
+    let e = engine();
+    let spec =
+        GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() };
+    let g = e.compile(&spec).unwrap();
+    let mut later = g.start().unwrap();
+    later.commit(b'H' as i32).unwrap();
+    assert!(!later.opens_call(b'{' as i32), "only an answer that starts with `{{` is a bare call");
+    let mut c = g.start().unwrap();
+    assert!(!c.opens_call(b'H' as i32));
+    assert!(c.opens_call(b'{' as i32));
+    assert!(c.is_active());
+    let out = walk(&mut c, eos(), 300, shortest(eos()));
+    let v: Value = serde_json::from_slice(&out).expect("a bare call is JSON");
+    assert!(v["arguments"].is_object(), "{v}");
+}

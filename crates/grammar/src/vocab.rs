@@ -76,8 +76,8 @@ pub(crate) fn tok_env(vocab: Vocabulary) -> Result<TokEnv, GrammarError> {
     Ok(Arc::new(Env { trie, tokenize: vocab.tokenize }))
 }
 
-#[cfg(test)]
-pub(crate) mod test_vocab {
+/// Small vocabularies for tests without a model.
+pub mod test_vocab {
     use super::*;
 
     /// A byte-level vocabulary (one token per byte) plus a few multi-byte

@@ -522,9 +522,20 @@ impl Picker {
     /// (the request's seed, stream = position), so every speculation mode
     /// draws the same token plain sampling draws there.
     fn pick(&mut self, row: &[f32], pos: u64) -> Result<Token, RuntimeError> {
-        let t = match self.constraint.as_mut().filter(|c| c.is_active()) {
-            None => pick_free(&mut self.sampler, row, pos)?,
-            Some(c) if self.sampler.params().is_greedy() => pick_greedy_masked(c, row)?,
+        let mut t = self.choose(row, pos)?;
+        if self.constraint.as_mut().is_some_and(|c| c.opens_call(t)) {
+            t = self.choose(row, pos)?;
+        }
+        if let Some(c) = self.constraint.as_mut() {
+            c.commit(t)?;
+        }
+        Ok(t)
+    }
+
+    fn choose(&mut self, row: &[f32], pos: u64) -> Result<Token, RuntimeError> {
+        match self.constraint.as_mut().filter(|c| c.is_active()) {
+            None => pick_free(&mut self.sampler, row, pos),
+            Some(c) if self.sampler.params().is_greedy() => pick_greedy_masked(c, row),
             Some(c) => {
                 let mask = c.mask()?.ok_or(RuntimeError::InvalidRequest("constraint inactive".into()))?;
                 if self.masked.len() != row.len() {
@@ -537,13 +548,9 @@ impl Picker {
                         *v = f32::NEG_INFINITY;
                     }
                 });
-                pick_free(&mut self.sampler, &self.masked, pos)?
+                pick_free(&mut self.sampler, &self.masked, pos)
             }
-        };
-        if let Some(c) = self.constraint.as_mut() {
-            c.commit(t)?;
         }
-        Ok(t)
     }
 }
 
@@ -628,4 +635,75 @@ fn verify_chunked(
         first = end;
     }
     Err(RuntimeError::InvalidRequest("verification produced no token".into()))
+}
+
+#[cfg(test)]
+mod picker_tests {
+    use super::*;
+    use augur_grammar::{test_vocab, GrammarEngine, GrammarLimits, GrammarSpec};
+    use augur_sampling::SamplingParams;
+
+    fn request(pattern: &str, sampling: SamplingParams) -> GenerateRequest {
+        static ENGINE: std::sync::OnceLock<GrammarEngine> = std::sync::OnceLock::new();
+        let e = ENGINE.get_or_init(|| GrammarEngine::new(test_vocab::small(), GrammarLimits::default()).unwrap());
+        let mut req = GenerateRequest::new(crate::Prompt::Tokens(vec![1]), 4);
+        req.constraint = Some(e.compile(&GrammarSpec::Regex { pattern: pattern.into() }).unwrap());
+        req.sampling = sampling;
+        req
+    }
+
+    fn logits(n: usize) -> Vec<f32> {
+        // Fixed, uneven logits; the allowed letters are not the favourites.
+        (0..n).map(|i| ((i * 7919) % 101) as f32 / 20.0).collect()
+    }
+
+    /// At T > 0 the picker draws from the target distribution masked to
+    /// the allowed tokens and renormalised: chi-square against the exact
+    /// masked softmax over many seeds.
+    #[test]
+    fn sampling_under_a_mask_follows_the_renormalised_distribution() {
+        let n = test_vocab::small().tokens.len();
+        let row = logits(n);
+        let temp = 0.7f32;
+        let allowed = [b'a', b'b', b'c', b'd'];
+        let w: Vec<f64> = allowed.iter().map(|&b| ((row[b as usize] / temp) as f64).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let draws = 4000;
+        let mut counts = [0u64; 4];
+        for seed in 0..draws {
+            let sampling =
+                SamplingParams::Sample { temperature: temp, top_k: None, top_p: None, min_p: None, seed: seed as u64 };
+            let mut p = Picker::new(&request("[abcd]x", sampling), n).unwrap();
+            let t = p.pick(&row, 0).unwrap();
+            let i = allowed.iter().position(|&b| b as i32 == t).unwrap_or_else(|| panic!("token {t} is not allowed"));
+            counts[i] += 1;
+        }
+        let chi2: f64 = counts
+            .iter()
+            .zip(&w)
+            .map(|(&c, &wi)| {
+                let e = draws as f64 * wi / total;
+                (c as f64 - e).powi(2) / e
+            })
+            .sum();
+        // 3 degrees of freedom: P(chi2 > 16.27) = 0.001.
+        assert!(chi2 < 16.27, "chi2 {chi2:.2}, counts {counts:?}, weights {w:?}");
+    }
+
+    /// Greedy under a mask is the argmax over the allowed tokens, whether
+    /// or not the unmasked favourite is allowed.
+    #[test]
+    fn greedy_under_a_mask_is_the_allowed_argmax() {
+        let n = test_vocab::small().tokens.len();
+        let row = logits(n);
+        let best_allowed = [b'a', b'b', b'c', b'd']
+            .into_iter()
+            .max_by(|&x, &y| row[x as usize].total_cmp(&row[y as usize]).then(y.cmp(&x)))
+            .unwrap();
+        let mut p = Picker::new(&request("[abcd]x", SamplingParams::Greedy), n).unwrap();
+        assert_eq!(p.pick(&row, 0).unwrap(), best_allowed as i32);
+        // Then only `x` is allowed, and after it only the end token.
+        assert_eq!(p.pick(&row, 1).unwrap(), b'x' as i32);
+        assert_eq!(p.pick(&row, 2).unwrap(), test_vocab::small().eos as i32);
+    }
 }

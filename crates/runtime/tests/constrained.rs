@@ -181,6 +181,10 @@ fn check_valid(case: &Case, c: &Completion) {
         GrammarSpec::ToolCalls { choice, .. } => {
             let Some(start) = out.find("<tool_call>\n") else {
                 assert_eq!(*choice, ToolChoice::Auto, "{}: no call in {out}", case.id);
+                if out.starts_with('{') {
+                    let call: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out}", case.id));
+                    assert!(call["arguments"].is_object(), "{}: {out}", case.id);
+                }
                 return;
             };
             if *choice != ToolChoice::Auto {

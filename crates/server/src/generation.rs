@@ -114,6 +114,7 @@ async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenSt
                 sampling: spec.sampling.clone(),
                 stop: spec.stop.clone(),
                 spec: spec.spec,
+                constraint: None,
             };
             Ok(remote.submit(req)?)
         }

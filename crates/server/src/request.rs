@@ -523,7 +523,7 @@ impl RawRequest {
     /// A role's speculation settings, unless the request chose its own.
     pub fn apply_spec(&mut self, mode: Option<SpecMode>, max: Option<usize>) {
         let ext = self.augur.get_or_insert(AugurExt { spec: None });
-        let spec = ext.spec.get_or_insert(SpecExt { mode: None, max: None });
+        let spec = ext.spec.get_or_insert(SpecExt { mode: None, max: None, fast_forward: None });
         spec.mode = spec.mode.or(mode);
         if spec.max.is_none() {
             spec.max = max.map(|m| Number::from(m as u64));
