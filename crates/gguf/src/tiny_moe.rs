@@ -38,7 +38,7 @@ impl Default for TinyQwen3MoeOpts {
             n_ff_exp: 256,
             n_expert: 64,
             n_expert_used: 8,
-            n_ctx: 1024,
+            n_ctx: 4096,
             seed: 0x3e3e,
         }
     }

@@ -246,7 +246,6 @@ impl GgufWriter {
     }
 }
 
-
 fn pad_to(out: &mut Vec<u8>, align: usize) {
     while out.len() & (align - 1) != 0 {
         out.push(0);

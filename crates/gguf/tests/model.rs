@@ -111,7 +111,8 @@ fn tiny_moe_is_valid_and_overrides_are_checked() {
 
 /// A small qwen3moe (the default shape is ~100 MB, for timing tests).
 fn small_qwen3moe() -> GgufWriter {
-    let opts = TinyQwen3MoeOpts { n_embd: 32, n_layer: 2, n_ff_exp: 16, n_expert: 8, n_expert_used: 2, ..Default::default() };
+    let opts =
+        TinyQwen3MoeOpts { n_embd: 32, n_layer: 2, n_ff_exp: 16, n_expert: 8, n_expert_used: 2, ..Default::default() };
     tiny_qwen3moe(&opts)
 }
 
