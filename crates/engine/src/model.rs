@@ -121,8 +121,8 @@ impl Model {
         let (raw, report) = backend::capture_load(|| unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) });
         let ptr = NonNull::new(raw)
             .ok_or_else(|| EngineError::Load { path: path.to_path_buf(), detail: backend::recent_errors() })?;
-        // From here the model is freed by Model's Drop on every error path.
         let model = Self::from_raw(ptr, path, &gguf, report)?;
+        // Checked on the built Model, so a refusal frees it through Drop.
         check_expert_override(&model.info, &params.overrides)?;
         Ok(model)
     }
