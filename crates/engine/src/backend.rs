@@ -1,5 +1,6 @@
 //! Process-wide llama.cpp initialisation and log capture.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Mutex, Once};
@@ -45,6 +46,61 @@ unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_cha
             recent.push_back(line.trim_end().to_string());
         }
     }
+    if level == sys::GGML_LOG_LEVEL_INFO {
+        note_load_info(&line);
+    }
+}
+
+/// Hyperparameters as llama.cpp loaded them, after metadata overrides.
+/// llama.h has no getter for these, and `llama_model_meta_val_str` returns
+/// the file's value, not the overridden one; so they are read from the
+/// `print_info: KEY = VALUE` lines `llama_model_load` logs
+/// (`llama_model::print_info` in llama-model.cpp). `None` when the line was
+/// not logged, e.g. if a future llama.cpp renames it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LoadReport {
+    pub n_expert: Option<u32>,
+    /// Layer 0's count (llama.cpp prints `n_expert_used(0)`).
+    pub n_expert_used: Option<u32>,
+}
+
+thread_local! {
+    /// The report of the load running on this thread, if one is being
+    /// captured. Thread-local because llama.cpp logs from the thread that
+    /// calls `llama_model_load_from_file`, so loads on other threads (which
+    /// log at the same time through the same callback) cannot mix in.
+    static LOAD_REPORT: RefCell<Option<LoadReport>> = const { RefCell::new(None) };
+}
+
+/// Runs `load` while capturing the hyperparameters llama.cpp logs for it.
+pub(crate) fn capture_load<T>(load: impl FnOnce() -> T) -> (T, LoadReport) {
+    init();
+    LOAD_REPORT.with(|r| *r.borrow_mut() = Some(LoadReport::default()));
+    let out = load();
+    let report = LOAD_REPORT.with(|r| r.borrow_mut().take()).unwrap_or_default();
+    (out, report)
+}
+
+/// Called from the C log callback, so it must not panic: `try_with` and
+/// `try_borrow_mut` instead of the panicking accessors.
+fn note_load_info(line: &str) {
+    let Some((key, value)) = parse_info_line(line) else { return };
+    let _ = LOAD_REPORT.try_with(|r| {
+        let Ok(mut slot) = r.try_borrow_mut() else { return };
+        let Some(report) = slot.as_mut() else { return };
+        match key {
+            "n_expert" => report.n_expert = Some(value),
+            "n_expert_used" => report.n_expert_used = Some(value),
+            _ => {}
+        }
+    });
+}
+
+/// `print_info: n_expert_used         = 8` -> ("n_expert_used", 8). Lines
+/// whose value is not a plain number (per-layer arrays, floats) give None.
+fn parse_info_line(line: &str) -> Option<(&str, u32)> {
+    let (key, value) = line.strip_prefix("print_info: ")?.split_once('=')?;
+    Some((key.trim(), value.trim().parse().ok()?))
 }
 
 /// Clear the captured log before an operation whose failure we want to explain.
@@ -78,4 +134,18 @@ pub fn system_info() -> String {
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     })
     .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_info_line;
+
+    #[test]
+    fn info_lines_parse_to_numbers_only() {
+        assert_eq!(parse_info_line("print_info: n_expert_used         = 8\n"), Some(("n_expert_used", 8)));
+        assert_eq!(parse_info_line("print_info: n_expert              = 64\n"), Some(("n_expert", 64)));
+        assert_eq!(parse_info_line("print_info: n_head                = [4, 8]\n"), None);
+        assert_eq!(parse_info_line("print_info: f_norm_eps            = 0.0e+00\n"), None);
+        assert_eq!(parse_info_line("load_tensors: n_expert_used = 8\n"), None);
+    }
 }

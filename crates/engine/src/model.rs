@@ -8,7 +8,7 @@ use augur_gguf::{GgufFile, MetaOverride, OverrideValue};
 use augur_sampling::Token;
 use llama_cpp_sys_2 as sys;
 
-use crate::backend;
+use crate::backend::{self, LoadReport};
 use crate::chat::ChatRenderer;
 use crate::error::{EngineError, Result};
 
@@ -44,6 +44,13 @@ pub struct ModelInfo {
     pub n_ctx_train: i32,
     pub n_embd: i32,
     pub n_layer: i32,
+    /// Experts per MoE layer as llama.cpp loaded them (0 for a dense model).
+    /// Read from llama.cpp's load log; `None` if it did not report it.
+    pub n_expert: Option<u32>,
+    /// Experts used per token as llama.cpp loaded them, i.e. after any
+    /// `<arch>.expert_used_count` override (layer 0's value when the file
+    /// sets it per layer). `None` if llama.cpp did not report it.
+    pub n_expert_used: Option<u32>,
     pub description: String,
 }
 
@@ -111,13 +118,16 @@ impl Model {
         backend::clear_recent();
         // SAFETY: c_path is NUL-terminated; `overrides` is terminated by an
         // entry with an empty key and outlives the call.
-        let raw = unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) };
+        let (raw, report) = backend::capture_load(|| unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) });
         let ptr = NonNull::new(raw)
             .ok_or_else(|| EngineError::Load { path: path.to_path_buf(), detail: backend::recent_errors() })?;
-        Self::from_raw(ptr, path, &gguf)
+        let model = Self::from_raw(ptr, path, &gguf, report)?;
+        // Checked on the built Model, so a refusal frees it through Drop.
+        check_expert_override(&model.info, &params.overrides)?;
+        Ok(model)
     }
 
-    fn from_raw(ptr: NonNull<sys::llama_model>, path: &Path, gguf: &GgufFile) -> Result<Model> {
+    fn from_raw(ptr: NonNull<sys::llama_model>, path: &Path, gguf: &GgufFile, report: LoadReport) -> Result<Model> {
         // SAFETY: ptr is a live model; the vocab it returns lives as long as it.
         let vocab = unsafe { sys::llama_model_get_vocab(ptr.as_ptr()) };
         let vocab = NonNull::new(vocab.cast_mut())
@@ -150,6 +160,8 @@ impl Model {
                 n_ctx_train,
                 n_embd,
                 n_layer,
+                n_expert: report.n_expert,
+                n_expert_used: report.n_expert_used,
                 description: String::new(),
             },
             pieces: Pieces { bytes: Vec::new(), offsets: vec![0] },
@@ -337,6 +349,21 @@ pub fn check_file(path: &Path, overrides: &[MetaOverride]) -> Result<GgufFile> {
     augur_gguf::validate_model(&gguf, overrides)
         .map_err(|source| EngineError::Invalid { path: path.to_path_buf(), source })?;
     Ok(gguf)
+}
+
+/// An `<arch>.expert_used_count` override that llama.cpp did not apply is
+/// refused rather than served silently with the file's count. A missing
+/// report (the log line was not seen) is not an error: the check is a
+/// safety net, and the Rust validator already refused the known ways an
+/// override can be ignored.
+fn check_expert_override(info: &ModelInfo, overrides: &[MetaOverride]) -> Result<()> {
+    let key = format!("{}.expert_used_count", info.arch);
+    let Some(o) = overrides.iter().rev().find(|o| o.key == key) else { return Ok(()) };
+    let (OverrideValue::Int(want), Some(got)) = (&o.value, info.n_expert_used) else { return Ok(()) };
+    if i64::from(got) != *want {
+        return Err(EngineError::Override(format!("{key}={want} did not take effect: llama.cpp loaded {got}")));
+    }
+    Ok(())
 }
 
 /// Build llama.cpp's override array ourselves: llama-cpp-2's helper panics on

@@ -14,7 +14,8 @@
 //! - `GgufFile::{arch, name, get, get_str, get_u64, get_f64, chat_template, quant_label, param_count, context_length, vocab_size, block_count}`
 //! - `validate_model(&GgufFile, &[MetaOverride]) -> Result<(), ModelError>`
 //! - `MetaOverride::parse("key=int:4") -> Result<MetaOverride, OverrideError>`
-//! - `writer::GgufWriter` and `writer::tiny_llama(...)` to build small valid models in tests.
+//! - `writer::GgufWriter` and `writer::tiny_llama(...)` to build small valid models in tests;
+//!   `writer::tiny_qwen3moe(...)` for a mixture-of-experts one big enough to time.
 //!
 //! Also: `hostile::variants()`, a corpus of 100+ corrupted files derived from
 //! the tiny llama that every stage above must refuse, and
@@ -28,6 +29,7 @@ pub mod hostile;
 mod overrides;
 mod reader;
 mod tiny;
+mod tiny_moe;
 mod types;
 mod validate;
 pub mod writer;

@@ -58,7 +58,7 @@ pub fn tiny_vocab() -> TinyVocab {
 }
 
 /// Deterministic xorshift64* weights, uniform in (-scale, scale).
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next_f32(&mut self, scale: f32) -> f32 {
@@ -70,8 +70,18 @@ impl Rng {
         (unit * 2.0 - 1.0) * scale
     }
 
-    fn fill(&mut self, n: u64, scale: f32) -> Vec<f32> {
+    pub(crate) fn fill(&mut self, n: u64, scale: f32) -> Vec<f32> {
         (0..n).map(|_| self.next_f32(scale)).collect()
+    }
+
+    /// Like `fill`, straight to little-endian F16 bytes: large tensors then
+    /// never exist as f32 in memory.
+    pub(crate) fn fill_f16(&mut self, n: u64, scale: f32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(n.saturating_mul(2)).unwrap_or(0));
+        for _ in 0..n {
+            out.extend_from_slice(&crate::writer::f32_to_f16(self.next_f32(scale)).to_le_bytes());
+        }
+        out
     }
 }
 
@@ -85,7 +95,7 @@ pub fn tiny_llama(opts: &TinyLlamaOpts) -> GgufWriter {
     w
 }
 
-fn u32v(v: u64) -> Value {
+pub(crate) fn u32v(v: u64) -> Value {
     Value::U32(u32::try_from(v).unwrap_or(u32::MAX))
 }
 
@@ -109,7 +119,7 @@ fn add_hparams(w: &mut GgufWriter, o: &TinyLlamaOpts, n_vocab: u64) {
     }
 }
 
-fn add_tokenizer(w: &mut GgufWriter, v: &TinyVocab) {
+pub(crate) fn add_tokenizer(w: &mut GgufWriter, v: &TinyVocab) {
     w.add("tokenizer.ggml.model", Value::String("gpt2".into()))
         .add("tokenizer.ggml.pre", Value::String("default".into()))
         .add("tokenizer.ggml.tokens", Value::Array(Array::String(v.tokens.clone())))
@@ -136,7 +146,7 @@ fn add_tensors(w: &mut GgufWriter, o: &TinyLlamaOpts, n_vocab: u64) {
 /// Random output projection with zero rows for the special tokens: their
 /// logits are then exactly 0 while hundreds of random logits compete, so
 /// greedy decoding keeps generating instead of stopping at once on an EOG.
-fn output_weights(rng: &mut Rng, e: u64, n_vocab: u64) -> Vec<f32> {
+pub(crate) fn output_weights(rng: &mut Rng, e: u64, n_vocab: u64) -> Vec<f32> {
     let mut data = rng.fill(e.saturating_mul(n_vocab), 0.08);
     let first_special = n_vocab.saturating_sub(SPECIALS.len() as u64);
     let start = usize::try_from(first_special.saturating_mul(e)).unwrap_or(usize::MAX);
@@ -146,7 +156,7 @@ fn output_weights(rng: &mut Rng, e: u64, n_vocab: u64) -> Vec<f32> {
     data
 }
 
-fn ones(n: u64) -> Vec<f32> {
+pub(crate) fn ones(n: u64) -> Vec<f32> {
     vec![1.0; usize::try_from(n).unwrap_or(0)]
 }
 
@@ -171,7 +181,7 @@ fn add_layer(w: &mut GgufWriter, rng: &mut Rng, o: &TinyLlamaOpts, p: &str) {
     }
 }
 
-fn tensor(w: &mut GgufWriter, rng: &mut Rng, name: &str, dims: &[u64]) {
+pub(crate) fn tensor(w: &mut GgufWriter, rng: &mut Rng, name: &str, dims: &[u64]) {
     let n = dims.iter().fold(1u64, |a, &d| a.saturating_mul(d));
     let data = rng.fill(n, 0.08);
     w.add_f32(name, dims, &data);

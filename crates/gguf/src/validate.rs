@@ -215,6 +215,7 @@ type Result<T> = std::result::Result<T, ModelError>;
 pub fn validate_model(f: &GgufFile, overrides: &[MetaOverride]) -> Result<()> {
     let m = Meta::new(f, overrides);
     let arch = check_arch(&m)?;
+    check_per_layer_overrides(f, overrides, &arch)?;
     let n_layer = check_blocks(&m, &arch)?;
     check_dims(&m, &arch, n_layer)?;
     check_floats(&m, &arch)?;
@@ -320,6 +321,36 @@ fn block_index(name: &str) -> Option<std::result::Result<u64, ()>> {
     let rest = name.strip_prefix("blk.")?;
     let num = rest.split('.').next().unwrap_or("");
     Some(num.parse::<u64>().map_err(|_| ()))
+}
+
+/// Keys llama.cpp reads with `get_key_or_arr` (a scalar or one value per
+/// layer). That reader only consults an override when the file itself holds
+/// the key as a scalar: for a missing key it returns "not found", for an
+/// array it returns the file's array. Either way the override would be
+/// silently ignored (and a missing `expert_used_count` with experts aborts
+/// llama.cpp), so such an override is refused here.
+const PER_LAYER_KEYS: &[&str] = &[
+    "attention.head_count",
+    "attention.head_count_kv",
+    "feed_forward_length",
+    "expert_used_count",
+    "expert_feed_forward_length",
+];
+
+fn check_per_layer_overrides(f: &GgufFile, overrides: &[MetaOverride], arch: &str) -> Result<()> {
+    for o in overrides {
+        let Some(suffix) = o.key.strip_prefix(arch).and_then(|k| k.strip_prefix('.')) else { continue };
+        if !PER_LAYER_KEYS.contains(&suffix) {
+            continue;
+        }
+        let reason = match f.metadata.get(&o.key) {
+            None => "llama.cpp ignores an override of this key when the file does not set it",
+            Some(Value::Array(_)) => "llama.cpp ignores an override of this key when the file sets it per layer",
+            Some(_) => continue,
+        };
+        return Err(invalid(&o.key, o.value.to_value(), reason));
+    }
+    Ok(())
 }
 
 fn check_blocks(m: &Meta, arch: &str) -> Result<u64> {

@@ -147,6 +147,17 @@ impl GgufWriter {
 
     /// Serialises the file and reports where each field landed.
     pub fn to_bytes_with_layout(&self) -> (Vec<u8>, Layout) {
+        let (mut out, layout) = self.header_with_layout();
+        // Data offsets are relative to the data section, so appending to a
+        // buffer that already holds the header keeps every offset right.
+        let start = out.len();
+        self.write_data(&mut out, start);
+        (out, layout)
+    }
+
+    /// Everything before the tensor data: header, metadata, tensor table and
+    /// the padding up to the data section.
+    fn header_with_layout(&self) -> (Vec<u8>, Layout) {
         let mut out = Vec::new();
         let mut layout = Layout::default();
         out.extend_from_slice(b"GGUF");
@@ -164,7 +175,6 @@ impl GgufWriter {
             pad_to(&mut out, self.alignment());
         }
         layout.data_offset = out.len();
-        self.write_data(&mut out);
         (out, layout)
     }
 
@@ -180,8 +190,9 @@ impl GgufWriter {
         offsets
     }
 
-    fn write_data(&self, out: &mut Vec<u8>) {
-        let start = out.len();
+    /// Appends the tensor data; `start` is where the data section begins in
+    /// `out`, so padding is measured from there.
+    fn write_data(&self, out: &mut Vec<u8>, start: usize) {
         let align = self.alignment();
         for (i, t) in self.tensors.iter().enumerate() {
             out.extend_from_slice(&t.data);
@@ -190,6 +201,25 @@ impl GgufWriter {
                 pad_relative(out, start, align);
             }
         }
+    }
+
+    /// Streams the file to `out` without building it in memory first, so
+    /// writing a model of a few hundred MB does not need twice that in RAM.
+    pub fn write_stream(&self, out: &mut impl Write) -> io::Result<()> {
+        let (header, _) = self.header_with_layout();
+        out.write_all(&header)?;
+        let align = self.alignment() as u64;
+        let mut written = 0u64;
+        for (i, t) in self.tensors.iter().enumerate() {
+            out.write_all(&t.data)?;
+            written = written.saturating_add(t.data.len() as u64);
+            if i + 1 < self.tensors.len() {
+                let padded = align_up(written, align).unwrap_or(written);
+                out.write_all(&vec![0u8; (padded - written) as usize])?;
+                written = padded;
+            }
+        }
+        Ok(())
     }
 
     /// Writes atomically: a temporary file in the same directory, then rename.
@@ -202,18 +232,18 @@ impl GgufWriter {
             Some(d) => d.join(tmp_name),
             None => Path::new(&tmp_name).to_path_buf(),
         };
-        let result = write_and_sync(&tmp, &self.to_bytes()).and_then(|()| fs::rename(&tmp, path));
+        let result = self.write_and_sync(&tmp).and_then(|()| fs::rename(&tmp, path));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         result
     }
-}
 
-fn write_and_sync(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = fs::File::create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    fn write_and_sync(&self, path: &Path) -> io::Result<()> {
+        let mut f = io::BufWriter::new(fs::File::create(path)?);
+        self.write_stream(&mut f)?;
+        f.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
+    }
 }
 
 fn pad_to(out: &mut Vec<u8>, align: usize) {
@@ -303,7 +333,7 @@ fn write_tensor_info(out: &mut Vec<u8>, t: &PendingTensor, offset: u64) -> Tenso
 
 /// Round-to-nearest-even f32 -> IEEE half conversion (finite inputs; large
 /// values saturate to infinity, tiny ones flush to zero).
-fn f32_to_f16(v: f32) -> u16 {
+pub(crate) fn f32_to_f16(v: f32) -> u16 {
     let bits = v.to_bits();
     let sign = ((bits >> 16) & 0x8000) as u16;
     let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
@@ -357,3 +387,4 @@ impl Default for TinyLlamaOpts {
 }
 
 pub use crate::tiny::{tiny_llama, tiny_vocab, TinyVocab, CHATML_TEMPLATE};
+pub use crate::tiny_moe::{tiny_qwen3moe, TinyQwen3MoeOpts};

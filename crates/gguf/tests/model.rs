@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use augur_gguf::writer::{tiny_llama, GgufWriter, TinyLlamaOpts, TinyMoe};
+use augur_gguf::writer::{tiny_llama, tiny_qwen3moe, GgufWriter, TinyLlamaOpts, TinyMoe, TinyQwen3MoeOpts};
 use augur_gguf::{
     hostile, parse, validate_model, Array, GgufFile, MetaOverride, ModelError, OverrideError, OverrideValue, Value,
     SUPPORTED_ARCHS,
@@ -107,6 +107,56 @@ fn tiny_moe_is_valid_and_overrides_are_checked() {
     for bad in ["llama.expert_used_count=int:5", "llama.expert_used_count=int:0", "llama.expert_count=int:2"] {
         assert!(validate_model(&f, &[ov(bad)]).is_err(), "{bad}");
     }
+}
+
+/// A small qwen3moe (the default shape is ~100 MB, for timing tests).
+fn small_qwen3moe() -> GgufWriter {
+    let opts =
+        TinyQwen3MoeOpts { n_embd: 32, n_layer: 2, n_ff_exp: 16, n_expert: 8, n_expert_used: 2, ..Default::default() };
+    tiny_qwen3moe(&opts)
+}
+
+#[test]
+fn tiny_qwen3moe_is_valid_and_has_the_qwen3moe_layout() {
+    let f = parsed(&small_qwen3moe());
+    validate_model(&f, &[]).unwrap();
+    assert_eq!(f.arch(), Some("qwen3moe"));
+    assert_eq!(f.get_u64("qwen3moe.expert_count"), Some(8));
+    assert_eq!(f.get_u64("qwen3moe.expert_feed_forward_length"), Some(16));
+    let dims = |name: &str| f.tensors.iter().find(|t| t.name == name).map(|t| t.dims.clone());
+    assert_eq!(dims("blk.1.ffn_gate_inp.weight"), Some(vec![32, 8]));
+    assert_eq!(dims("blk.1.ffn_down_exps.weight"), Some(vec![16, 32, 8]));
+    assert_eq!(dims("blk.0.attn_k_norm.weight"), Some(vec![8]));
+    for n in 1..=8 {
+        validate_model(&f, &[ov(&format!("qwen3moe.expert_used_count=int:{n}"))]).unwrap();
+    }
+    for bad in ["qwen3moe.expert_used_count=int:9", "qwen3moe.expert_used_count=int:0"] {
+        assert!(validate_model(&f, &[ov(bad)]).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn streamed_and_in_memory_files_are_identical() {
+    let w = small_qwen3moe();
+    let mut streamed = Vec::new();
+    w.write_stream(&mut streamed).unwrap();
+    assert_eq!(streamed, w.to_bytes());
+}
+
+/// llama.cpp reads expert_used_count with get_key_or_arr, which ignores an
+/// override when the file lacks the key or stores it per layer; accepting
+/// such an override would serve the file's count (or, for a missing key,
+/// abort in llama.cpp's hparams asserts).
+#[test]
+fn per_layer_overrides_that_llama_cpp_would_ignore_are_refused() {
+    let mut w = small_qwen3moe();
+    w.remove("qwen3moe.expert_used_count");
+    let e = validate_model(&parsed(&w), &[ov("qwen3moe.expert_used_count=int:2")]).unwrap_err();
+    assert!(e.to_string().contains("does not set it"), "{e}");
+    w.set("qwen3moe.expert_used_count", Value::Array(Array::U32(vec![2, 2])));
+    validate_model(&parsed(&w), &[]).unwrap();
+    let e = validate_model(&parsed(&w), &[ov("qwen3moe.expert_used_count=int:1")]).unwrap_err();
+    assert!(e.to_string().contains("per layer"), "{e}");
 }
 
 #[test]
