@@ -88,21 +88,21 @@ fn cases() -> Vec<Case> {
             system: "Reply with JSON only.",
             user: "Describe Ada Lovelace as JSON with name, age at death and up to three languages she might have used.",
             spec: GrammarSpec::JsonSchema { schema: person, strict: true },
-            max_tokens: 60,
+            max_tokens: 45,
         },
         Case {
             id: "signature",
             system: "Reply with JSON only.",
             user: "Give the signature of a Python function that checks whether a number is prime: def is_prime(n: int) -> bool",
             spec: GrammarSpec::JsonSchema { schema: func, strict: false },
-            max_tokens: 50,
+            max_tokens: 40,
         },
         Case {
             id: "json-object",
             system: "Reply with JSON only.",
             user: "List the HTTP methods GET, POST and DELETE with a one-word purpose each, as a JSON object.",
             spec: GrammarSpec::JsonObject,
-            max_tokens: 50,
+            max_tokens: 40,
         },
         Case {
             id: "regex-date",
@@ -116,7 +116,7 @@ fn cases() -> Vec<Case> {
             system: TOOL_SYSTEM,
             user: "What is the weather in Paris, in celsius?",
             spec: GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Required, format: ToolFormat::hermes() },
-            max_tokens: 60,
+            max_tokens: 45,
         },
         Case {
             id: "tool-named",
@@ -127,14 +127,14 @@ fn cases() -> Vec<Case> {
                 choice: ToolChoice::Named("search_code".into()),
                 format: ToolFormat::hermes(),
             },
-            max_tokens: 60,
+            max_tokens: 45,
         },
         Case {
             id: "tool-auto",
             system: TOOL_SYSTEM,
             user: "Check the weather in Tokyo in fahrenheit using the tool.",
             spec: GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() },
-            max_tokens: 70,
+            max_tokens: 50,
         },
     ]
 }
@@ -211,13 +211,9 @@ fn constrained_speculation_matches_constrained_plain_decoding() {
         check_valid(&case, &plain);
         let report = plain.spec.constraint.expect("constraint report");
         assert!(report.checks + report.masks > 0, "{}: the constraint never ran", case.id);
-        for (mode, ff) in [
-            (SpecMode::Off, true),
-            (SpecMode::Lookup, true),
-            (SpecMode::Draft, false),
-            (SpecMode::Draft, true),
-            (SpecMode::Auto, true),
-        ] {
+        for (mode, ff) in
+            [(SpecMode::Off, true), (SpecMode::Lookup, true), (SpecMode::Draft, false), (SpecMode::Auto, true)]
+        {
             let got = run(&case, mode, ff, SamplingParams::Greedy);
             assert_eq!(text(&got), text(&plain), "{} {mode:?} ff={ff}", case.id);
             assert_eq!(got.tokens, plain.tokens, "{} {mode:?} ff={ff}: same text, different tokens", case.id);
@@ -231,11 +227,11 @@ fn constrained_speculation_matches_constrained_plain_decoding() {
 fn seeded_constrained_sampling_is_the_same_in_every_mode() {
     let sampling =
         |seed| SamplingParams::Sample { temperature: 0.9, top_k: None, top_p: Some(0.95), min_p: None, seed };
-    for case in cases().into_iter().filter(|c| matches!(c.id, "person" | "tool-required" | "tool-auto")) {
-        for seed in [1, 7] {
+    for case in cases().into_iter().filter(|c| matches!(c.id, "person" | "tool-auto")) {
+        for seed in [7] {
             let plain = run(&case, SpecMode::Off, false, sampling(seed));
             check_valid(&case, &plain);
-            for mode in [SpecMode::Lookup, SpecMode::Draft, SpecMode::Auto] {
+            for mode in [SpecMode::Draft, SpecMode::Auto] {
                 let got = run(&case, mode, true, sampling(seed));
                 assert_eq!(got.tokens, plain.tokens, "{} seed {seed} {mode:?}", case.id);
             }
