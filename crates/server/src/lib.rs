@@ -27,8 +27,11 @@ mod generation;
 mod handlers;
 pub mod metrics;
 mod middleware;
+mod prompt;
 mod request;
 mod state;
+mod structured;
+mod toolcall;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;

@@ -1,0 +1,416 @@
+//! Reading tool calls out of the generated text, incrementally.
+//!
+//! The model writes calls in the Hermes format the call grammar enforces:
+//! `<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>`. The
+//! parser turns text into content, call starts (id and name) and argument
+//! fragments as they arrive, so streamed calls look like OpenAI's: the name
+//! first, then the arguments in pieces. Text that only might still become
+//! an opening tag, a closing tag or the call object's final brace is held
+//! back until it is decided. Non-streamed responses run the same parser
+//! over the whole text, so both agree.
+
+use serde_json::Value;
+
+use crate::structured::CALL_CLOSE;
+
+const OPEN: &str = "<tool_call>";
+
+/// What the parser recognised in the text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    Content(String),
+    /// A call opens: its position, a fresh id, and the function name.
+    CallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    /// More of the call's arguments (JSON text).
+    Args {
+        index: usize,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// Ordinary text.
+    Content,
+    /// Inside a call, before `"arguments": ` has been read.
+    Header,
+    /// Streaming the arguments object.
+    Args,
+    /// A call not in the expected layout: read whole at its end.
+    Raw,
+}
+
+#[derive(Debug)]
+pub struct CallParser {
+    state: State,
+    /// Text received but not yet emitted.
+    buf: String,
+    /// Some content went out already (leading whitespace is dropped).
+    started: bool,
+    calls: usize,
+}
+
+/// How far the start of a call object has been read.
+#[derive(Debug, PartialEq)]
+enum Header {
+    Incomplete,
+    Mismatch,
+    /// The name, and where the arguments value begins.
+    Matched(String, usize),
+}
+
+impl Default for CallParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CallParser {
+    pub fn new() -> Self {
+        CallParser { state: State::Content, buf: String::new(), started: false, calls: 0 }
+    }
+
+    /// Calls recognised so far.
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+
+    pub fn push(&mut self, text: &str, out: &mut Vec<Piece>) {
+        self.buf.push_str(text);
+        while self.step(out) {}
+    }
+
+    /// The text has ended: emit everything held back.
+    pub fn finish(&mut self, out: &mut Vec<Piece>) {
+        let buf = std::mem::take(&mut self.buf);
+        match self.state {
+            State::Content => self.content(buf.trim_end(), out),
+            State::Header | State::Raw => self.whole_call(&buf, false, out),
+            State::Args => {
+                self.args(args_of(&buf), out);
+                self.calls += 1;
+            }
+        }
+        self.state = State::Content;
+    }
+
+    /// One transition; true if another may follow.
+    fn step(&mut self, out: &mut Vec<Piece>) -> bool {
+        match self.state {
+            State::Content => self.content_step(out),
+            State::Header => self.header_step(out),
+            State::Args => self.args_step(out),
+            State::Raw => self.raw_step(out),
+        }
+    }
+
+    fn content_step(&mut self, out: &mut Vec<Piece>) -> bool {
+        if let Some(at) = self.buf.find(OPEN) {
+            let before = cut(&mut self.buf, at, OPEN.len());
+            self.content(before.trim_end(), out);
+            self.state = State::Header;
+            return true;
+        }
+        // Whitespace before a call is dropped, so it waits for what follows.
+        let undecided = partial_suffix(&self.buf, OPEN);
+        let end = self.buf[..self.buf.len() - undecided].trim_end().len();
+        if end > 0 {
+            let text: String = self.buf.drain(..end).collect();
+            self.content(&text, out);
+        }
+        false
+    }
+
+    fn header_step(&mut self, out: &mut Vec<Piece>) -> bool {
+        match scan_header(&self.buf) {
+            Header::Matched(name, end) => {
+                out.push(Piece::CallStart { index: self.calls, id: call_id(), name });
+                self.buf.drain(..end);
+                self.state = State::Args;
+                true
+            }
+            Header::Mismatch => {
+                self.state = State::Raw;
+                true
+            }
+            Header::Incomplete if self.buf.contains(CALL_CLOSE) => {
+                self.state = State::Raw;
+                true
+            }
+            Header::Incomplete => false,
+        }
+    }
+
+    fn args_step(&mut self, out: &mut Vec<Piece>) -> bool {
+        if let Some(at) = self.buf.find(CALL_CLOSE) {
+            let body = cut(&mut self.buf, at, CALL_CLOSE.len());
+            self.args(args_of(&body), out);
+            self.calls += 1;
+            self.state = State::Content;
+            return true;
+        }
+        let end = self.buf.len() - held_tail(&self.buf);
+        if end > 0 {
+            let text: String = self.buf.drain(..end).collect();
+            self.args(&text, out);
+        }
+        false
+    }
+
+    fn raw_step(&mut self, out: &mut Vec<Piece>) -> bool {
+        let Some(at) = self.buf.find(CALL_CLOSE) else { return false };
+        let body = cut(&mut self.buf, at, CALL_CLOSE.len());
+        self.whole_call(&body, true, out);
+        self.state = State::Content;
+        true
+    }
+
+    /// A call read in one piece: emitted as a call if it is a JSON object
+    /// with a name, else given back as text.
+    fn whole_call(&mut self, body: &str, closed: bool, out: &mut Vec<Piece>) {
+        match parse_call(body) {
+            Some((name, args)) => {
+                out.push(Piece::CallStart { index: self.calls, id: call_id(), name });
+                self.args(&args, out);
+                self.calls += 1;
+            }
+            None => {
+                let close = if closed { CALL_CLOSE } else { "" };
+                let text = format!("{OPEN}{body}{close}");
+                self.content(text.trim_end(), out);
+            }
+        }
+    }
+
+    fn content(&mut self, text: &str, out: &mut Vec<Piece>) {
+        let text = if self.started { text } else { text.trim_start() };
+        if !text.is_empty() {
+            self.started = true;
+            out.push(Piece::Content(text.to_string()));
+        }
+    }
+
+    fn args(&self, text: &str, out: &mut Vec<Piece>) {
+        if !text.is_empty() {
+            out.push(Piece::Args { index: self.calls, text: text.to_string() });
+        }
+    }
+}
+
+/// Remove `buf[..at + skip]` and return `buf[..at]`.
+fn cut(buf: &mut String, at: usize, skip: usize) -> String {
+    let head = buf[..at].to_string();
+    buf.drain(..at + skip);
+    head
+}
+
+/// The arguments in a call body read from just after `"arguments": `:
+/// everything but the call object's own closing brace.
+fn args_of(rest: &str) -> &str {
+    let rest = rest.trim_end();
+    rest.strip_suffix('}').unwrap_or(rest)
+}
+
+/// Bytes at the end of `buf` that may be the call object's closing brace
+/// and the closing tag rather than arguments.
+fn held_tail(buf: &str) -> usize {
+    if let Some(b) = buf.rfind('}') {
+        if CALL_CLOSE.starts_with(buf[b + 1..].trim_start()) {
+            return buf.len() - b;
+        }
+    }
+    partial_suffix(buf, CALL_CLOSE)
+}
+
+/// Length of the longest proper prefix of `tag` that `s` ends with. `tag`
+/// is ASCII, so the cut is always on a character boundary.
+fn partial_suffix(s: &str, tag: &str) -> usize {
+    (1..tag.len()).rev().find(|&k| s.ends_with(&tag[..k])).unwrap_or(0)
+}
+
+fn parse_call(body: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(body.trim()).ok()?;
+    let name = v.get("name")?.as_str()?.to_string();
+    let args = match v.get("arguments")? {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some((name, args))
+}
+
+fn scan_header(s: &str) -> Header {
+    match header(s.as_bytes()) {
+        Ok((name, end)) => Header::Matched(name, end),
+        Err(h) => h,
+    }
+}
+
+/// `{"name": "<name>", "arguments": ` with any JSON whitespace, followed
+/// by the `{` of the arguments object.
+fn header(s: &[u8]) -> Result<(String, usize), Header> {
+    let mut i = lit(s, skip_ws(s, 0), b"{")?;
+    i = lit(s, skip_ws(s, i), b"\"name\"")?;
+    i = lit(s, skip_ws(s, i), b":")?;
+    let (name, j) = string(s, skip_ws(s, i))?;
+    i = lit(s, skip_ws(s, j), b",")?;
+    i = lit(s, skip_ws(s, i), b"\"arguments\"")?;
+    i = lit(s, skip_ws(s, i), b":")?;
+    let i = skip_ws(s, i);
+    match s.get(i) {
+        None => Err(Header::Incomplete),
+        Some(b'{') => Ok((name, i)),
+        Some(_) => Err(Header::Mismatch),
+    }
+}
+
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+fn lit(s: &[u8], i: usize, pat: &[u8]) -> Result<usize, Header> {
+    let rest = &s[i.min(s.len())..];
+    if rest.starts_with(pat) {
+        Ok(i + pat.len())
+    } else if pat.starts_with(rest) {
+        Err(Header::Incomplete)
+    } else {
+        Err(Header::Mismatch)
+    }
+}
+
+/// A JSON string starting at `i`, decoded, and the index after it.
+fn string(s: &[u8], i: usize) -> Result<(String, usize), Header> {
+    match s.get(i) {
+        None => return Err(Header::Incomplete),
+        Some(b'"') => {}
+        Some(_) => return Err(Header::Mismatch),
+    }
+    let mut j = i + 1;
+    while let Some(&b) = s.get(j) {
+        match b {
+            b'\\' => j += 2,
+            b'"' => {
+                let name = serde_json::from_slice(&s[i..=j]).map_err(|_| Header::Mismatch)?;
+                return Ok((name, j + 1));
+            }
+            _ => j += 1,
+        }
+    }
+    Err(Header::Incomplete)
+}
+
+/// A call id in OpenAI's style: `call_` and 24 random hex digits.
+pub fn call_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let mut a = state.build_hasher();
+    a.write_u8(0);
+    let mut b = state.build_hasher();
+    b.write_u8(1);
+    format!("call_{:016x}{:08x}", a.finish(), b.finish() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Content, and each call's name and arguments, from the pieces.
+    fn gather(pieces: &[Piece]) -> (String, Vec<(String, String)>) {
+        let mut content = String::new();
+        let mut calls: Vec<(String, String)> = Vec::new();
+        for p in pieces {
+            match p {
+                Piece::Content(t) => content.push_str(t),
+                Piece::CallStart { index, name, id } => {
+                    assert_eq!(*index, calls.len());
+                    assert!(id.starts_with("call_") && id.len() == 29, "{id}");
+                    calls.push((name.clone(), String::new()));
+                }
+                Piece::Args { index, text } => calls[*index].1.push_str(text),
+            }
+        }
+        (content, calls)
+    }
+
+    /// Parse `text` fed in pieces of `step` bytes (on char boundaries).
+    fn parse_in_steps(text: &str, step: usize) -> (Vec<Piece>, usize) {
+        let mut p = CallParser::new();
+        let mut out = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let mut cut = step.min(rest.len());
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            p.push(&rest[..cut], &mut out);
+            rest = &rest[cut..];
+        }
+        p.finish(&mut out);
+        (out, p.calls())
+    }
+
+    fn check(text: &str, content: &str, calls: &[(&str, &str)]) {
+        for step in [1, 2, 3, 7, 1000] {
+            let (pieces, n) = parse_in_steps(text, step);
+            let (c, got) = gather(&pieces);
+            assert_eq!(c, content, "content, step {step}: {text:?}");
+            let want: Vec<(String, String)> = calls.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            assert_eq!(got, want, "calls, step {step}: {text:?}");
+            assert_eq!(n, calls.len());
+        }
+    }
+
+    #[test]
+    fn plain_text_passes_through() {
+        check("Hello, world!", "Hello, world!", &[]);
+        check("  a < b and c <tool", "a < b and c <tool", &[]);
+        check("x}</tool_call>", "x}</tool_call>", &[]);
+    }
+
+    #[test]
+    fn one_call() {
+        let t = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+        check(t, "", &[("get_weather", "{\"city\": \"Paris\"}")]);
+    }
+
+    #[test]
+    fn content_then_calls() {
+        let t =
+            "Let me check.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": {\"y\": [1, 2]}}}\n</tool_call>\n\
+                 <tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>\n";
+        check(t, "Let me check.", &[("a", "{\"x\": {\"y\": [1, 2]}}"), ("b", "{}")]);
+        let t = "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"s\": \"}</tool\"}}\n</tool_call>\nDone.";
+        check(t, "Done.", &[("a", "{\"s\": \"}</tool\"}")]);
+    }
+
+    #[test]
+    fn other_layouts_are_read_whole_or_given_back() {
+        let t = "<tool_call>{\"arguments\": {\"q\": 1}, \"name\": \"s\"}</tool_call>";
+        check(t, "", &[("s", "{\"q\":1}")]);
+        let t = "<tool_call>{\"name\": \"s\", \"arguments\": \"{\\\"q\\\": 1}\"}</tool_call>";
+        check(t, "", &[("s", "{\"q\": 1}")]);
+        check("<tool_call>not json</tool_call> ok", "<tool_call>not json</tool_call> ok", &[]);
+    }
+
+    #[test]
+    fn cut_off_calls() {
+        // Stopped at the closing tag (parallel_tool_calls false).
+        check("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n", "", &[("f", "{\"a\": 1}")]);
+        // Cut by max_tokens: what there is.
+        check("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": ", "", &[("f", "{\"a\": ")]);
+        check("<tool_call>\n{\"name\": \"f", "<tool_call>\n{\"name\": \"f", &[]);
+    }
+
+    #[test]
+    fn names_are_decoded() {
+        let t = "<tool_call>\n{\"name\": \"a\\u0062\", \"arguments\": {}}\n</tool_call>";
+        check(t, "", &[("ab", "{}")]);
+    }
+}
