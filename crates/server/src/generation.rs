@@ -45,6 +45,7 @@ pub async fn respond(state: AppState, mut spec: GenSpec, arrived: Instant) -> Re
         model: state.config.model_id.clone(),
         include_usage: spec.include_usage,
         parse_calls: spec.structured.parse_calls,
+        tool_names: std::mem::take(&mut spec.structured.tool_names),
     };
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     if spec.stream {
@@ -171,6 +172,8 @@ struct Ctx {
     include_usage: bool,
     /// Read `<tool_call>` blocks in the output as tool calls.
     parse_calls: bool,
+    /// The request's tool names.
+    tool_names: Vec<String>,
 }
 
 /// OpenAI's finish reason; a generation that made calls ends with
@@ -230,7 +233,7 @@ impl Ctx {
         if !self.parse_calls {
             return (json!({"role": "assistant", "content": text, "refusal": null}), 0);
         }
-        let mut parser = CallParser::new();
+        let mut parser = CallParser::new(self.tool_names.clone());
         let mut pieces = Vec::new();
         parser.push(text, &mut pieces);
         parser.finish(&mut pieces);
@@ -333,7 +336,7 @@ impl SseState {
         permit: OwnedSemaphorePermit,
         timeout_secs: u64,
     ) -> Self {
-        let calls = ctx.parse_calls.then(CallParser::new);
+        let calls = ctx.parse_calls.then(|| CallParser::new(ctx.tool_names.clone()));
         SseState {
             ctx,
             stream,

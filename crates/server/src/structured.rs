@@ -112,6 +112,8 @@ pub struct Structured {
     pub tools: Option<Value>,
     /// Read `<tool_call>` blocks out of the output as calls.
     pub parse_calls: bool,
+    /// Names of the callable tools.
+    pub tool_names: Vec<String>,
     /// Stop generating at the end of this text (the first closed call).
     pub stop_after: Option<&'static str>,
 }
@@ -159,11 +161,13 @@ impl Inputs<'_> {
         };
         // A named call is exactly one call by its grammar already.
         let stop_after = (!parallel && !matches!(choice, ToolChoice::Named(_))).then_some(CALL_CLOSE);
+        let tool_names = defs.iter().map(|d| d.name.clone()).collect();
         let spec = GrammarSpec::ToolCalls { tools: defs, choice, format: ToolFormat::hermes() };
         Structured {
             constraint: Some(Constraint { spec, param: "tools" }),
             tools: Some(Value::Array(shown)),
             parse_calls: true,
+            tool_names,
             stop_after,
         }
     }

@@ -8,6 +8,12 @@
 //! an opening tag, a closing tag or the call object's final brace is held
 //! back until it is decided. Non-streamed responses run the same parser
 //! over the whole text, so both agree.
+//!
+//! Small models often skip the tags and answer with the bare call object
+//! (`{"name": "f", "arguments": {...}}`). As a best effort, an output that
+//! starts with such an object naming one of the request's tools is read
+//! as a call too; the call grammar does not constrain it, because `auto`
+//! switches the grammar on only at the opening tag.
 
 use serde_json::Value;
 
@@ -36,6 +42,8 @@ pub enum Piece {
 enum State {
     /// Ordinary text.
     Content,
+    /// The output opened with `{`: maybe a bare call object.
+    Bare,
     /// Inside a call, before `"arguments": ` has been read.
     Header,
     /// Streaming the arguments object.
@@ -52,6 +60,8 @@ pub struct CallParser {
     /// Some content went out already (leading whitespace is dropped).
     started: bool,
     calls: usize,
+    /// Tool names a bare call object may use.
+    tools: Vec<String>,
 }
 
 /// How far the start of a call object has been read.
@@ -63,15 +73,10 @@ enum Header {
     Matched(String, usize),
 }
 
-impl Default for CallParser {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl CallParser {
-    pub fn new() -> Self {
-        CallParser { state: State::Content, buf: String::new(), started: false, calls: 0 }
+    /// A parser for a request offering `tools` (their names).
+    pub fn new(tools: Vec<String>) -> Self {
+        CallParser { state: State::Content, buf: String::new(), started: false, calls: 0, tools }
     }
 
     /// Calls recognised so far.
@@ -88,7 +93,7 @@ impl CallParser {
     pub fn finish(&mut self, out: &mut Vec<Piece>) {
         let buf = std::mem::take(&mut self.buf);
         match self.state {
-            State::Content => self.content(buf.trim_end(), out),
+            State::Content | State::Bare => self.content(buf.trim_end(), out),
             State::Header | State::Raw => self.whole_call(&buf, false, out),
             State::Args => {
                 self.args(args_of(&buf), out);
@@ -102,6 +107,7 @@ impl CallParser {
     fn step(&mut self, out: &mut Vec<Piece>) -> bool {
         match self.state {
             State::Content => self.content_step(out),
+            State::Bare => self.bare_step(out),
             State::Header => self.header_step(out),
             State::Args => self.args_step(out),
             State::Raw => self.raw_step(out),
@@ -109,6 +115,10 @@ impl CallParser {
     }
 
     fn content_step(&mut self, out: &mut Vec<Piece>) -> bool {
+        if !self.started && self.calls == 0 && self.buf.trim_start().starts_with('{') {
+            self.state = State::Bare;
+            return true;
+        }
         if let Some(at) = self.buf.find(OPEN) {
             let before = cut(&mut self.buf, at, OPEN.len());
             self.content(before.trim_end(), out);
@@ -123,6 +133,27 @@ impl CallParser {
             self.content(&text, out);
         }
         false
+    }
+
+    /// Decide whether an output opening with `{` is a bare call.
+    fn bare_step(&mut self, out: &mut Vec<Piece>) -> bool {
+        match scan_header(&self.buf) {
+            Header::Incomplete => false,
+            Header::Matched(name, end) if self.tools.contains(&name) => {
+                out.push(Piece::CallStart { index: self.calls, id: call_id(), name });
+                self.buf.drain(..end);
+                self.state = State::Args;
+                true
+            }
+            Header::Matched(..) | Header::Mismatch => {
+                // Plain JSON content: let it out, and never look again.
+                self.started = true;
+                let text = std::mem::take(&mut self.buf);
+                out.push(Piece::Content(text.trim_start().to_string()));
+                self.state = State::Content;
+                true
+            }
+        }
     }
 
     fn header_step(&mut self, out: &mut Vec<Piece>) -> bool {
@@ -341,7 +372,7 @@ mod tests {
 
     /// Parse `text` fed in pieces of `step` bytes (on char boundaries).
     fn parse_in_steps(text: &str, step: usize) -> (Vec<Piece>, usize) {
-        let mut p = CallParser::new();
+        let mut p = CallParser::new(vec!["f".into(), "get_weather".into()]);
         let mut out = Vec::new();
         let mut rest = text;
         while !rest.is_empty() {
@@ -406,6 +437,15 @@ mod tests {
         // Cut by max_tokens: what there is.
         check("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": ", "", &[("f", "{\"a\": ")]);
         check("<tool_call>\n{\"name\": \"f", "<tool_call>\n{\"name\": \"f", &[]);
+    }
+
+    #[test]
+    fn bare_call_objects_of_known_tools() {
+        check("{\"name\": \"f\", \"arguments\": {\"a\": [1]}}\n", "", &[("f", "{\"a\": [1]}")]);
+        check(" {\"name\": \"g\", \"arguments\": {}}", "{\"name\": \"g\", \"arguments\": {}}", &[]);
+        check("{\"answer\": 42}", "{\"answer\": 42}", &[]);
+        check("{\"name\": \"f\"", "{\"name\": \"f\"", &[]);
+        check("Text {\"name\": \"f\", \"arguments\": {}}", "Text {\"name\": \"f\", \"arguments\": {}}", &[]);
     }
 
     #[test]
