@@ -4,9 +4,9 @@
 //! `<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>`. The
 //! parser turns text into content, call starts (id and name) and argument
 //! fragments as they arrive, so streamed calls look like OpenAI's: the name
-//! first, then the arguments in pieces. Text that only might still become
-//! an opening tag, a closing tag or the call object's final brace is held
-//! back until it is decided. Non-streamed responses run the same parser
+//! first, then the arguments in pieces. The arguments object is tracked
+//! brace by brace (strings included), so its end is known exactly; text that
+//! might still become an opening tag is held back until it is decided. Non-streamed responses run the same parser
 //! over the whole text, so both agree.
 //!
 //! Small models often skip the tags and answer with the bare call object
@@ -48,6 +48,9 @@ enum State {
     Header,
     /// Streaming the arguments object.
     Args,
+    /// After the arguments: skipping the call object's `}` (and the closing
+    /// tag, for a tagged call).
+    After,
     /// A call not in the expected layout: read whole at its end.
     Raw,
 }
@@ -62,6 +65,47 @@ pub struct CallParser {
     calls: usize,
     /// Tool names a bare call object may use.
     tools: Vec<String>,
+    /// Where the arguments object is (reset per call).
+    scan: JsonScan,
+    /// The current call came without tags.
+    bare: bool,
+}
+
+/// Nesting of a JSON value read byte by byte.
+#[derive(Debug, Default, Clone, Copy)]
+struct JsonScan {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonScan {
+    /// Read `s`; the index just past the end of the value, if it ends in `s`.
+    fn feed(&mut self, s: &[u8]) -> Option<usize> {
+        for (i, &b) in s.iter().enumerate() {
+            if self.in_string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 /// How far the start of a call object has been read.
@@ -76,7 +120,15 @@ enum Header {
 impl CallParser {
     /// A parser for a request offering `tools` (their names).
     pub fn new(tools: Vec<String>) -> Self {
-        CallParser { state: State::Content, buf: String::new(), started: false, calls: 0, tools }
+        CallParser {
+            state: State::Content,
+            buf: String::new(),
+            started: false,
+            calls: 0,
+            tools,
+            scan: JsonScan::default(),
+            bare: false,
+        }
     }
 
     /// Calls recognised so far.
@@ -96,9 +148,10 @@ impl CallParser {
             State::Content | State::Bare => self.content(buf.trim_end(), out),
             State::Header | State::Raw => self.whole_call(&buf, false, out),
             State::Args => {
-                self.args(args_of(&buf), out);
+                self.args(&buf, out);
                 self.calls += 1;
             }
+            State::After => {}
         }
         self.state = State::Content;
     }
@@ -110,6 +163,7 @@ impl CallParser {
             State::Bare => self.bare_step(out),
             State::Header => self.header_step(out),
             State::Args => self.args_step(out),
+            State::After => self.after_step(),
             State::Raw => self.raw_step(out),
         }
     }
@@ -140,9 +194,7 @@ impl CallParser {
         match scan_header(&self.buf) {
             Header::Incomplete => false,
             Header::Matched(name, end) if self.tools.contains(&name) => {
-                out.push(Piece::CallStart { index: self.calls, id: call_id(), name });
-                self.buf.drain(..end);
-                self.state = State::Args;
+                self.open_args(name, end, true, out);
                 true
             }
             Header::Matched(..) | Header::Mismatch => {
@@ -159,9 +211,7 @@ impl CallParser {
     fn header_step(&mut self, out: &mut Vec<Piece>) -> bool {
         match scan_header(&self.buf) {
             Header::Matched(name, end) => {
-                out.push(Piece::CallStart { index: self.calls, id: call_id(), name });
-                self.buf.drain(..end);
-                self.state = State::Args;
+                self.open_args(name, end, false, out);
                 true
             }
             Header::Mismatch => {
@@ -176,20 +226,51 @@ impl CallParser {
         }
     }
 
+    /// A call's name is known and its arguments start at `buf[end..]`.
+    fn open_args(&mut self, name: String, end: usize, bare: bool, out: &mut Vec<Piece>) {
+        out.push(Piece::CallStart { index: self.calls, id: call_id(), name });
+        self.buf.drain(..end);
+        self.scan = JsonScan::default();
+        self.bare = bare;
+        self.state = State::Args;
+    }
+
     fn args_step(&mut self, out: &mut Vec<Piece>) -> bool {
-        if let Some(at) = self.buf.find(CALL_CLOSE) {
-            let body = cut(&mut self.buf, at, CALL_CLOSE.len());
-            self.args(args_of(&body), out);
-            self.calls += 1;
+        match self.scan.feed(self.buf.as_bytes()) {
+            Some(end) => {
+                let args = cut(&mut self.buf, end, 0);
+                self.args(&args, out);
+                self.calls += 1;
+                self.state = State::After;
+                true
+            }
+            None => {
+                let args = std::mem::take(&mut self.buf);
+                self.args(&args, out);
+                false
+            }
+        }
+    }
+
+    /// Skip the call object's closing brace, and for a tagged call whatever
+    /// comes before the closing tag (only whitespace in the grammar's layout).
+    fn after_step(&mut self) -> bool {
+        if !self.bare {
+            let Some(at) = self.buf.find(CALL_CLOSE) else { return false };
+            self.buf.drain(..at + CALL_CLOSE.len());
             self.state = State::Content;
             return true;
         }
-        let end = self.buf.len() - held_tail(&self.buf);
-        if end > 0 {
-            let text: String = self.buf.drain(..end).collect();
-            self.args(&text, out);
+        let rest = self.buf.trim_start();
+        match rest.chars().next() {
+            None => false,
+            Some(c) => {
+                let skip = self.buf.len() - rest.len() + usize::from(c == '}');
+                self.buf.drain(..skip);
+                self.state = State::Content;
+                true
+            }
         }
-        false
     }
 
     fn raw_step(&mut self, out: &mut Vec<Piece>) -> bool {
@@ -237,24 +318,6 @@ fn cut(buf: &mut String, at: usize, skip: usize) -> String {
     let head = buf[..at].to_string();
     buf.drain(..at + skip);
     head
-}
-
-/// The arguments in a call body read from just after `"arguments": `:
-/// everything but the call object's own closing brace.
-fn args_of(rest: &str) -> &str {
-    let rest = rest.trim_end();
-    rest.strip_suffix('}').unwrap_or(rest)
-}
-
-/// Bytes at the end of `buf` that may be the call object's closing brace
-/// and the closing tag rather than arguments.
-fn held_tail(buf: &str) -> usize {
-    if let Some(b) = buf.rfind('}') {
-        if CALL_CLOSE.starts_with(buf[b + 1..].trim_start()) {
-            return buf.len() - b;
-        }
-    }
-    partial_suffix(buf, CALL_CLOSE)
 }
 
 /// Length of the longest proper prefix of `tag` that `s` ends with. `tag`
@@ -442,6 +505,7 @@ mod tests {
     #[test]
     fn bare_call_objects_of_known_tools() {
         check("{\"name\": \"f\", \"arguments\": {\"a\": [1]}}\n", "", &[("f", "{\"a\": [1]}")]);
+        check("{\"name\": \"f\", \"arguments\": {\"a\": \"}\"}}\n{\"b\": 1}", "{\"b\": 1}", &[("f", "{\"a\": \"}\"}")]);
         check(" {\"name\": \"g\", \"arguments\": {}}", "{\"name\": \"g\", \"arguments\": {}}", &[]);
         check("{\"answer\": 42}", "{\"answer\": 42}", &[]);
         check("{\"name\": \"f\"", "{\"name\": \"f\"", &[]);
