@@ -5,6 +5,7 @@ mod check;
 mod models;
 mod run;
 mod serve;
+mod team;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Load a model once in an isolated child process and report whether it is safe.
     Check(check::CheckArgs),
+    /// Show which role a request would go to, and why.
+    Route(team::RouteArgs),
+    /// Check a config file.
+    Config(team::ConfigArgs),
     /// Internal: the child side of `augur check`.
     #[command(hide = true)]
     CheckChild(check::ChildArgs),
@@ -47,6 +52,8 @@ fn main() {
         Command::Bench(a) => bench::bench(a),
         Command::Check(a) => check::check(a),
         Command::CheckChild(a) => check::child(a),
+        Command::Route(a) => team::route(a),
+        Command::Config(a) => team::config(a),
     };
     if let Err(e) = result {
         eprintln!("augur: error: {e:#}");

@@ -19,6 +19,15 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
+    // A config file with [roles.*] serves a team; the model flags then do not apply.
+    if let Some(team_cfg) = args.server.config.as_deref().map(crate::team::load_team).transpose()?.flatten() {
+        let config = args.server.resolve("auto")?;
+        let team = crate::team::build_team(team_cfg, config.queue)?;
+        let t = team.clone();
+        let loader = move || crate::team::warm_up(&t);
+        augur_server::run_team(config, team, Box::new(loader))?;
+        return Ok(());
+    }
     let config = args.server.resolve(&args.model.model)?;
     let queue = config.queue;
     let mut model = args.model;

@@ -44,6 +44,9 @@ pub struct SpecOptions {
     pub mode: Option<SpecMode>,
     /// Longest draft per step.
     pub max: Option<usize>,
+    /// Put the tokens a grammar forces into the next verify batch
+    /// (default on; needs the worker's calibrated cost curve).
+    pub fast_forward: Option<bool>,
 }
 
 #[derive(Debug, Clone)]

@@ -5,10 +5,11 @@
 use std::time::Instant;
 
 use augur_engine::{Batch, Context};
+use augur_grammar::{Constraint, ConstraintStats};
 use augur_sampling::{Sampler, Token};
 use augur_spec::{
-    AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, LookupConfig, Plan, PromptLookup, SharedGlobal,
-    StatsConfig, SuffixConfig, SuffixDrafter, Verdict, MAX_DRAFT,
+    AcceptancePrior, AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, LookupConfig, Plan, PromptLookup,
+    SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, Verdict, MAX_DRAFT,
 };
 use serde::Serialize;
 
@@ -78,8 +79,29 @@ pub struct SpecStats {
     pub lookup: SourceStats,
     pub draft: SourceStats,
     pub suffix: SourceStats,
+    /// Tokens the grammar forced (fast-forward), verified like drafts.
+    pub grammar: SourceStats,
     /// Accepted drafts per draft position (index 0 = first drafted token).
     pub accepted_at: Vec<u64>,
+    /// Work of the output constraint, when the request had one.
+    pub constraint: Option<ConstraintReport>,
+}
+
+/// What the output constraint cost during one request.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ConstraintReport {
+    /// Full token masks computed.
+    pub masks: u64,
+    /// Single-token checks (the target's own choice was allowed).
+    pub checks: u64,
+    /// Milliseconds spent in the grammar (masks, checks, forced tokens).
+    pub time_ms: f64,
+}
+
+impl From<ConstraintStats> for ConstraintReport {
+    fn from(s: ConstraintStats) -> Self {
+        Self { masks: s.masks, checks: s.checks, time_ms: s.time.as_secs_f64() * 1e3 }
+    }
 }
 
 impl SpecStats {
@@ -100,6 +122,7 @@ impl SpecStats {
             Some(DraftSourceId::Lookup) => &mut self.lookup,
             Some(DraftSourceId::DraftModel) => &mut self.draft,
             Some(DraftSourceId::Suffix) => &mut self.suffix,
+            Some(DraftSourceId::Grammar) => &mut self.grammar,
             _ => return,
         };
         s.steps += 1;
@@ -126,6 +149,10 @@ fn ratio(a: u64, b: u64) -> f64 {
 /// of a single-token decode per token.
 const CATCH_UP_FRACTION: f64 = 0.3;
 
+/// Text a grammar forces is almost always what the target writes too; only
+/// a different tokenisation of it is rejected.
+const FORCED_PRIOR: AcceptancePrior = AcceptancePrior { first: 0.95, decay: 0.97 };
+
 /// Lookup statistics are kept per matched n-gram size: a 4-gram match is far
 /// more reliable than a 1-gram one, and one average would hide that.
 const LOOKUP_BUCKETS: usize = 4;
@@ -139,6 +166,7 @@ pub struct Speculator {
     lookup_stats: Vec<AcceptanceStats>,
     suffix_stats: AcceptanceStats,
     draft_stats: AcceptanceStats,
+    grammar_stats: AcceptanceStats,
     cost: Option<CostModel>,
     draft: Draft,
     suffix_draft: Draft,
@@ -157,7 +185,10 @@ impl Speculator {
         let lookup = PromptLookup::new(settings.lookup).map_err(spec)?;
         let suffix = SuffixDrafter::new(SuffixConfig::default(), global).map_err(spec)?;
         let stats = AcceptanceStats::new(StatsConfig::default()).map_err(spec)?;
+        let grammar_stats =
+            AcceptanceStats::new(StatsConfig { prior: FORCED_PRIOR, ..StatsConfig::default() }).map_err(spec)?;
         Ok(Self {
+            grammar_stats,
             lookup,
             suffix,
             draft_model,
@@ -281,6 +312,31 @@ impl Speculator {
         best
     }
 
+    /// Fast-forward: the tokens the grammar forces, as a draft the target
+    /// verifies (another tokenisation of the same text may be its choice).
+    /// Needs the calibrated curve: without batching they would gain nothing.
+    fn plan_forced(&mut self, forced: &[u32], limit: usize) -> Option<Plan> {
+        let limit = limit.min(MAX_DRAFT).min(forced.len());
+        let cost = self.cost.as_ref()?;
+        if limit == 0 {
+            return None;
+        }
+        let plan = if self.settings.policy == DraftPolicy::Always {
+            Plan { source: Some(DraftSourceId::Grammar), k: limit, ..plain_unknown() }
+        } else {
+            cost.choose(&self.grammar_stats, DraftSourceId::Grammar, limit)
+        };
+        if plan.k == 0 {
+            return None;
+        }
+        self.draft.clear();
+        for &t in &forced[..plan.k] {
+            let t = Token::try_from(t).ok()?;
+            self.draft.push(t).ok()?;
+        }
+        Some(plan)
+    }
+
     /// Draft the most any allowed source offers: lookup first, else the
     /// draft model.
     fn plan_always(&mut self, mode: SpecMode, history: &[Token], limit: usize) -> Plan {
@@ -331,6 +387,7 @@ impl Speculator {
             }
             Some(DraftSourceId::DraftModel) => self.draft_stats.record(DraftSourceId::DraftModel, drafted, accepted),
             Some(DraftSourceId::Suffix) => self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted),
+            Some(DraftSourceId::Grammar) => self.grammar_stats.record(DraftSourceId::Grammar, drafted, accepted),
             _ => {}
         }
         if drafted > 0 {
@@ -354,9 +411,9 @@ pub fn generate(
     sink: &mut dyn Sink,
 ) -> Result<Completion, RuntimeError> {
     let model = ctx.model().clone();
-    let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
-    let mut sampler = Sampler::new(req.sampling.clone(), model.n_vocab() as usize).map_err(bad)?;
+    let mut picker = Picker::new(req, model.n_vocab() as usize)?;
     let mode = req.spec.mode.unwrap_or(spec.settings.mode);
+    let fast_forward = req.spec.fast_forward.unwrap_or(true);
     let limit_max = req.spec.max.unwrap_or(spec.settings.spec_max);
     let start = Instant::now();
     ctx.kv_remove(0, -1, -1)?;
@@ -369,8 +426,7 @@ pub fn generate(
     let clock = Clock { start, prefill_done: Instant::now() };
     let mut em = Emitter::new(&model, req);
     let mut stats = SpecStats { mode: Some(mode), ..SpecStats::default() };
-    let first =
-        sampler.sample(ctx.logits(last).ok_or(RuntimeError::InvalidRequest("no logits".into()))?).map_err(bad)?;
+    let first = picker.pick(ctx.logits(last).ok_or(RuntimeError::InvalidRequest("no logits".into()))?, 0)?;
     let mut history: Vec<Token> = Vec::with_capacity(prompt.len() + req.max_tokens as usize + MAX_DRAFT);
     history.extend_from_slice(prompt);
     history.push(first);
@@ -379,7 +435,8 @@ pub fn generate(
     let mut n_kv = prompt.len();
     while finish.is_none() {
         let remaining = (req.max_tokens as usize).saturating_sub(em.tokens.len());
-        let plan = spec.plan(mode, &history, remaining.saturating_sub(1).min(limit_max));
+        let limit = remaining.saturating_sub(1).min(limit_max);
+        let plan = plan_step(spec, &mut picker, mode, fast_forward, &history, limit);
         let drafted = spec.draft.len();
         let input = VerifyInput {
             pending: history[history.len() - 1],
@@ -388,7 +445,7 @@ pub fn generate(
             chunk: spec.chunk,
             out_pos: (history.len() - prompt.len()) as u64,
         };
-        let verdict = verify_chunked(ctx, batch, &mut sampler, &input)?;
+        let verdict = verify_chunked(ctx, batch, &mut picker, &input)?;
         ctx.kv_remove(0, pos(n_kv + 1 + verdict.accepted)?, -1)?;
         spec.record(plan.source, drafted, verdict.accepted);
         stats.record(plan.source, drafted, verdict.accepted);
@@ -403,8 +460,124 @@ pub fn generate(
         // Later requests draft from this one's output (the prompt stays private).
         let _ = spec.suffix.finish_request(&em.tokens);
     }
+    stats.constraint = picker.constraint.as_ref().map(|c| c.stats().into());
     let finish_reason = finish.unwrap_or(crate::FinishReason::Stop);
     Ok(Completion { finish_reason, usage, tokens: std::mem::take(&mut em.tokens), spec: stats })
+}
+
+/// This step's draft: the grammar's forced tokens when it forces any,
+/// else the speculation sources' draft cut to what the grammar allows.
+fn plan_step(
+    spec: &mut Speculator,
+    picker: &mut Picker,
+    mode: SpecMode,
+    fast_forward: bool,
+    history: &[Token],
+    limit: usize,
+) -> Plan {
+    let Some(c) = picker.constraint.as_mut().filter(|c| c.is_active()) else {
+        return spec.plan(mode, history, limit);
+    };
+    if fast_forward {
+        if let Some(p) = spec.plan_forced(c.forced(), limit) {
+            return p;
+        }
+    }
+    let mut plan = spec.plan(mode, history, limit);
+    let valid = c.valid_prefix(spec.draft.tokens());
+    if valid < spec.draft.len() {
+        spec.draft.truncate(valid);
+        plan.k = valid;
+        if valid == 0 {
+            plan.source = None;
+        }
+    }
+    plan
+}
+
+/// Chooses the target's token at each output position: greedy or seeded
+/// sampling, under the request's constraint when it has one. Every chosen
+/// token is committed to the constraint, so its state always matches the
+/// accepted output and a rejected draft needs no grammar rollback.
+struct Picker {
+    sampler: Sampler,
+    constraint: Option<Constraint>,
+    /// Masked logits at temperature > 0 (reused).
+    masked: Vec<f32>,
+}
+
+impl Picker {
+    fn new(req: &GenerateRequest, n_vocab: usize) -> Result<Self, RuntimeError> {
+        let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
+        let sampler = Sampler::new(req.sampling.clone(), n_vocab).map_err(bad)?;
+        let constraint = req.constraint.as_ref().map(|g| g.start()).transpose()?;
+        let masked =
+            if constraint.is_some() && !sampler.params().is_greedy() { vec![0.0; n_vocab] } else { Vec::new() };
+        Ok(Self { sampler, constraint, masked })
+    }
+
+    /// The token at output position `pos`, given the target's logits there.
+    ///
+    /// At temperature > 0 the randomness is keyed by the output position
+    /// (the request's seed, stream = position), so every speculation mode
+    /// draws the same token plain sampling draws there.
+    fn pick(&mut self, row: &[f32], pos: u64) -> Result<Token, RuntimeError> {
+        let t = match self.constraint.as_mut().filter(|c| c.is_active()) {
+            None => pick_free(&mut self.sampler, row, pos)?,
+            Some(c) if self.sampler.params().is_greedy() => pick_greedy_masked(c, row)?,
+            Some(c) => {
+                let mask = c.mask()?.ok_or(RuntimeError::InvalidRequest("constraint inactive".into()))?;
+                if self.masked.len() != row.len() {
+                    return Err(RuntimeError::InvalidRequest("logits length changed".into()));
+                }
+                self.masked.copy_from_slice(row);
+                let masked = &mut self.masked;
+                mask.iter_unset_entries(|i| {
+                    if let Some(v) = masked.get_mut(i) {
+                        *v = f32::NEG_INFINITY;
+                    }
+                });
+                pick_free(&mut self.sampler, &self.masked, pos)?
+            }
+        };
+        if let Some(c) = self.constraint.as_mut() {
+            c.commit(t)?;
+        }
+        Ok(t)
+    }
+}
+
+fn pick_free(sampler: &mut Sampler, row: &[f32], pos: u64) -> Result<Token, RuntimeError> {
+    if sampler.params().is_greedy() {
+        return Ok(augur_sampling::argmax(row).unwrap_or(0));
+    }
+    let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
+    let (builder, rng) = sampler.parts();
+    let p = builder.build(row).map_err(bad)?;
+    rng.set_stream(pos);
+    rng.set_word_pos(0);
+    Ok(p.sample(rng))
+}
+
+/// Argmax over the allowed tokens. The unmasked argmax is checked first:
+/// when the grammar allows it (the usual case) it is the masked argmax
+/// too, and no full mask is needed. Ties go to the lowest id either way.
+fn pick_greedy_masked(c: &mut Constraint, row: &[f32]) -> Result<Token, RuntimeError> {
+    let t = augur_sampling::argmax(row).unwrap_or(0);
+    if c.allows(t)? {
+        return Ok(t);
+    }
+    let mask = c.mask()?.ok_or(RuntimeError::InvalidRequest("constraint inactive".into()))?;
+    let mut best: Option<(usize, f32)> = None;
+    mask.iter_set_entries(|i| {
+        if let Some(&v) = row.get(i) {
+            if best.is_none_or(|(_, b)| v > b) {
+                best = Some((i, v));
+            }
+        }
+    });
+    let (i, _) = best.ok_or(RuntimeError::Grammar(augur_grammar::GrammarError::Stuck("no token allowed".into())))?;
+    Token::try_from(i).map_err(|_| RuntimeError::InvalidRequest("token id overflow".into()))
 }
 
 /// One verify step: the pending token (not yet in the cache) and its draft.
@@ -419,13 +592,18 @@ struct VerifyInput<'a> {
 }
 
 /// Decode [pending, draft...] in chunks no larger than the batch-invariant
-/// size, checking each row as it arrives: greedy by argmax, or by rejection
-/// sampling at temperature > 0 (see `check_row`). Stops at the first
-/// rejection, so later chunks cost nothing.
+/// size, checking each row as it arrives. Stops at the first rejection, so
+/// later chunks cost nothing.
+///
+/// A drafted token is accepted iff it equals the target's own choice at
+/// that position (`Picker::pick`). At temperature > 0 that accepts with
+/// probability p(x), exactly as rejection sampling with a one-hot q does,
+/// and it makes the output a function of the seed alone: every speculation
+/// mode gives the text plain sampling gives.
 fn verify_chunked(
     ctx: &mut Context,
     batch: &mut Batch,
-    sampler: &mut Sampler,
+    picker: &mut Picker,
     v: &VerifyInput<'_>,
 ) -> Result<Verdict, RuntimeError> {
     let n_vocab = ctx.model().n_vocab() as usize;
@@ -442,39 +620,12 @@ fn verify_chunked(
         let rows = ctx.logits_all().ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
         for (j, row) in rows.chunks_exact(n_vocab).enumerate() {
             let i = first + j;
-            if let Some(next) = check_row(sampler, row, v.draft.get(i).copied(), v.out_pos + i as u64)? {
-                return Ok(Verdict { accepted: i, next });
+            let t = picker.pick(row, v.out_pos + i as u64)?;
+            if v.draft.get(i) != Some(&t) {
+                return Ok(Verdict { accepted: i, next: t });
             }
         }
         first = end;
     }
     Err(RuntimeError::InvalidRequest("verification produced no token".into()))
-}
-
-/// `None`: the drafted token is accepted. `Some(t)`: the target's token at
-/// this position (a correction, or the bonus token after the whole draft).
-///
-/// At temperature > 0 the target samples its own token with randomness keyed
-/// by the output position (the request's seed, stream = position) and a
-/// drafted token is accepted iff it equals that sample. For deterministic
-/// drafters this accepts with probability p(x), exactly as rejection
-/// sampling with a one-hot q does, and it makes the output a function of the
-/// seed alone: every speculation mode gives the text plain sampling gives.
-fn check_row(
-    sampler: &mut Sampler,
-    row: &[f32],
-    drafted: Option<Token>,
-    pos: u64,
-) -> Result<Option<Token>, RuntimeError> {
-    let bad = |e: augur_sampling::SamplingError| RuntimeError::InvalidRequest(e.to_string());
-    let t = if sampler.params().is_greedy() {
-        augur_sampling::argmax(row).unwrap_or(0)
-    } else {
-        let (builder, rng) = sampler.parts();
-        let p = builder.build(row).map_err(bad)?;
-        rng.set_stream(pos);
-        rng.set_word_pos(0);
-        p.sample(rng)
-    };
-    Ok((drafted != Some(t)).then_some(t))
 }

@@ -54,6 +54,16 @@ impl TokenStream {
     }
 }
 
+// --- issue 9: streams fed by other producers (remote backends) ---
+impl TokenStream {
+    /// A stream whose events come from another producer, such as a remote
+    /// OpenAI backend. Dropping it sets `cancel`, which the producer polls.
+    pub fn from_channel(rx: mpsc::Receiver<Event>, cancel: Arc<AtomicBool>) -> Self {
+        TokenStream { rx, cancel }
+    }
+}
+// --- end issue 9 ---
+
 impl Drop for TokenStream {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);

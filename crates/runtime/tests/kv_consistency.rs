@@ -47,7 +47,7 @@ fn cache_after_rejections_equals_a_fresh_plain_run() {
         .unwrap();
     let prompt = model.tokenize(&text, true, true).unwrap();
     let mut req = GenerateRequest::new(Prompt::Tokens(prompt.clone()), 160);
-    req.spec = SpecOptions { mode: Some(SpecMode::Lookup), max: Some(6) };
+    req.spec = SpecOptions { mode: Some(SpecMode::Lookup), max: Some(6), ..Default::default() };
     let done = generate(&mut ctx, &mut batch, &mut spec, &prompt, &req, &mut Discard).unwrap();
     let rejected = done.spec.drafted - done.spec.accepted;
     assert!(rejected >= 20, "want many rejections, got {rejected} of {}", done.spec.drafted);

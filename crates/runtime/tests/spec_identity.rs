@@ -52,7 +52,7 @@ fn run_with(
     }
     msgs.push(ChatMessage::new("user", case.user.clone()));
     let mut req = GenerateRequest::new(Prompt::Chat(msgs), case.max_tokens);
-    req.spec = SpecOptions { mode: Some(mode), max: None };
+    req.spec = SpecOptions { mode: Some(mode), ..Default::default() };
     req.sampling = sampling;
     let mut s = w.submit(req).unwrap();
     while let Some(ev) = s.blocking_next() {

@@ -102,8 +102,14 @@ impl ServerOptions {
         }
     }
 
+    /// The server's keys of a config file; the team tables (`[models.*]`,
+    /// `[roles.*]`, ...) belong to augur-orch and are skipped here.
     pub fn from_toml(text: &str) -> Result<ServerOptions, ServerError> {
-        toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))?;
+        for key in augur_orch::config::TEAM_KEYS {
+            table.remove(key);
+        }
+        table.try_into().map_err(|e: toml::de::Error| ServerError::Config(e.to_string()))
     }
 
     /// Merge with the config file (if any), apply defaults and validate.

@@ -32,24 +32,51 @@ use crate::ServerError;
 const PING_EVERY: Duration = Duration::from_secs(1);
 
 /// Queue `spec` on the backend and answer it.
-pub async fn respond(state: AppState, mut spec: GenSpec, arrived: Instant) -> Result<Response, ServerError> {
+pub async fn respond(state: AppState, spec: GenSpec, arrived: Instant) -> Result<Response, ServerError> {
+    let served = Served::plain(state.backend()?, state.config.model_id.clone());
+    respond_on(state, served, spec, arrived).await
+}
+
+// --- issue 9: a request served by a role's backend (local or remote) ---
+/// Where a request runs and how its response is labelled.
+pub struct Served {
+    pub engine: Engine,
+    /// The `model` the response names.
+    pub model_id: String,
+    /// Extra `augur` object in the response (the role and chain).
+    pub augur: Option<Value>,
+    /// Kept until the response ends (a residency lease).
+    pub hold: Option<Box<dyn Send + Sync>>,
+}
+
+pub enum Engine {
+    Local(Arc<dyn Backend>),
+    Remote(Arc<augur_orch::RemoteBackend>),
+}
+
+impl Served {
+    pub fn plain(backend: Arc<dyn Backend>, model_id: String) -> Served {
+        Served { engine: Engine::Local(backend), model_id, augur: None, hold: None }
+    }
+}
+
+/// Answer `spec` on `served`, streamed or in one body.
+pub async fn respond_on(
+    state: AppState,
+    served: Served,
+    mut spec: GenSpec,
+    arrived: Instant,
+) -> Result<Response, ServerError> {
     let permit = state.admit()?;
-    let backend = state.backend()?;
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let req = prepare(backend.clone(), &mut spec, state.config.max_tokens_limit).await?;
-    let stream = backend.submit(req)?;
-    let ctx = Ctx {
-        endpoint: spec.endpoint,
-        id: new_id(spec.endpoint),
-        created: unix_now(),
-        model: state.config.model_id.clone(),
-        include_usage: spec.include_usage,
-        parse_calls: spec.structured.parse_calls,
-        tool_names: std::mem::take(&mut spec.structured.tool_names),
-    };
+    let stream = submit(&served.engine, &mut spec, state.config.max_tokens_limit).await?;
+    let ctx = Ctx::new(&spec, &served);
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     if spec.stream {
-        Ok(sse(SseState::new(ctx, stream, tracker, deadline, permit, state.config.request_timeout.as_secs())))
+        let mut sse_state =
+            SseState::new(ctx, stream, tracker, deadline, permit, state.config.request_timeout.as_secs());
+        sse_state.hold = served.hold;
+        Ok(sse(sse_state))
     } else {
         let secs = state.config.request_timeout.as_secs();
         let out = timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))??;
@@ -57,22 +84,72 @@ pub async fn respond(state: AppState, mut spec: GenSpec, arrived: Instant) -> Re
     }
 }
 
+/// One whole (non-streamed) generation on `served`, for callers that check
+/// the answer before replying.
+pub async fn generate_once(
+    state: &AppState,
+    served: &Served,
+    spec: &mut GenSpec,
+    arrived: Instant,
+) -> Result<Output, ServerError> {
+    let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
+    let stream = submit(&served.engine, spec, state.config.max_tokens_limit).await?;
+    let tracker = Tracker::new(state.metrics.clone(), arrived);
+    let secs = state.config.request_timeout.as_secs();
+    timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))?
+}
+
+/// The one-body response for `out`.
+pub fn full_response(spec: &GenSpec, served: &Served, out: &Output) -> Response {
+    axum::Json(Ctx::new(spec, served).full_body(out)).into_response()
+}
+
+/// A remote server tokenises for itself; a local prompt is prepared here.
+async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenStream, ServerError> {
+    match engine {
+        Engine::Local(backend) => {
+            let req = prepare(backend.clone(), spec, cap).await?;
+            Ok(backend.submit(req)?)
+        }
+        Engine::Remote(remote) => {
+            // A compiled constraint is tied to a local vocabulary; refusing
+            // beats silently returning unconstrained output.
+            if let Some(c) = &spec.structured.constraint {
+                return Err(ServerError::unsupported(
+                    c.param,
+                    format!("`{}` is not supported on remote roles", c.param),
+                ));
+            }
+            let req = GenerateRequest {
+                prompt: spec.prompt.clone(),
+                max_tokens: spec.max_tokens.unwrap_or(cap),
+                sampling: spec.sampling.clone(),
+                stop: spec.stop.clone(),
+                spec: spec.spec,
+                constraint: None,
+            };
+            Ok(remote.submit(req)?)
+        }
+    }
+}
+// --- end issue 9 ---
+
 /// Compile the constraint, render and tokenise off the async threads, and
 /// check the context, so a bad schema or an oversize request is a 400
 /// before it queues and never occupies the model's worker. The worker then
 /// gets token ids and does not tokenise again.
 async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<GenerateRequest, ServerError> {
     let mut req = GenerateRequest {
-        prompt: std::mem::replace(&mut spec.prompt, Prompt::Tokens(Vec::new())),
+        prompt: spec.prompt.clone(),
         max_tokens: spec.max_tokens.unwrap_or(1),
         sampling: spec.sampling.clone(),
-        stop: std::mem::take(&mut spec.stop),
+        stop: spec.stop.clone(),
         spec: spec.spec,
         constraint: None,
     };
     let default_max = spec.max_tokens.is_none();
-    let constraint = spec.structured.constraint.take();
-    let tools = spec.structured.tools.take();
+    let constraint = spec.structured.constraint.clone();
+    let tools = spec.structured.tools.clone();
     tokio::task::spawn_blocking(move || {
         if let Some(c) = &constraint {
             req.constraint = Some(compile(backend.as_ref(), c)?);
@@ -137,9 +214,9 @@ impl Tracker {
     }
 }
 
-struct Output {
-    text: String,
-    done: Completion,
+pub struct Output {
+    pub text: String,
+    pub done: Completion,
     cached: usize,
 }
 
@@ -174,6 +251,7 @@ struct Ctx {
     parse_calls: bool,
     /// The request's tool names.
     tool_names: Vec<String>,
+    augur: Option<Value>,
 }
 
 /// OpenAI's finish reason; a generation that made calls ends with
@@ -207,6 +285,19 @@ fn usage_json(c: &Completion, cached: usize) -> Value {
 }
 
 impl Ctx {
+    fn new(spec: &GenSpec, served: &Served) -> Ctx {
+        Ctx {
+            endpoint: spec.endpoint,
+            id: new_id(spec.endpoint),
+            created: unix_now(),
+            model: served.model_id.clone(),
+            include_usage: spec.include_usage,
+            augur: served.augur.clone(),
+            parse_calls: spec.structured.parse_calls,
+            tool_names: spec.structured.tool_names.clone(),
+        }
+    }
+
     fn full_body(&self, out: &Output) -> Value {
         let choice = match self.endpoint {
             Endpoint::Chat => {
@@ -283,6 +374,9 @@ impl Ctx {
         if chunk && self.include_usage {
             v["usage"] = Value::Null;
         }
+        if let Some(a) = &self.augur {
+            v["augur"] = a.clone();
+        }
         v
     }
 
@@ -325,6 +419,8 @@ struct SseState {
     pieces: Vec<Piece>,
     /// Held so the in-flight limit counts streams until they end.
     _permit: OwnedSemaphorePermit,
+    /// Held so the model stays resident until the stream ends.
+    hold: Option<Box<dyn Send + Sync>>,
 }
 
 impl SseState {
@@ -348,6 +444,7 @@ impl SseState {
             calls,
             pieces: Vec::new(),
             _permit: permit,
+            hold: None,
         }
     }
 

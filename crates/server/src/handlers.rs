@@ -29,10 +29,18 @@ fn model_object(state: &AppState) -> Value {
 }
 
 pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
+    if let Some(team) = &state.team {
+        return Json(crate::team::models_json(team));
+    }
     Json(json!({"object": "list", "data": [model_object(&state)]}))
 }
 
 pub async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ServerError> {
+    if let Some(team) = &state.team {
+        let all = crate::team::models_json(team);
+        let found = all["data"].as_array().and_then(|d| d.iter().find(|m| m["id"] == id.as_str())).cloned();
+        return found.map(Json).ok_or(ServerError::ModelNotFound(id));
+    }
     state.check_model(Some(&id))?;
     Ok(Json(model_object(&state)))
 }
@@ -52,6 +60,9 @@ pub async fn completions(
 }
 
 async fn generate(state: AppState, raw: RawRequest, endpoint: Endpoint) -> Result<Response, ServerError> {
+    if let Some(team) = state.team.clone() {
+        return crate::team::generate(state, team, raw, endpoint).await;
+    }
     let arrived = Instant::now();
     state.check_model(raw.model())?;
     let spec = raw.into_spec(endpoint, &state.config)?;

@@ -31,6 +31,7 @@ mod prompt;
 mod request;
 mod state;
 mod structured;
+pub mod team;
 mod toolcall;
 
 use std::future::{Future, IntoFuture};
@@ -76,9 +77,19 @@ pub fn router(state: AppState) -> Router {
 /// Serve until SIGINT/SIGTERM, loading the model in the background. Fails
 /// if the address cannot be bound or the model does not load.
 pub fn run(config: ServerConfig, loader: Loader) -> Result<(), ServerError> {
+    run_with(config, None, loader)
+}
+
+/// Serve a team of roles: `loader` loads the hot models (through the team's
+/// registry) and returns the backend `/tokenize` uses by default.
+pub fn run_team(config: ServerConfig, team: Arc<team::Team>, loader: Loader) -> Result<(), ServerError> {
+    run_with(config, Some(team), loader)
+}
+
+fn run_with(config: ServerConfig, team: Option<Arc<team::Team>>, loader: Loader) -> Result<(), ServerError> {
     init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(16).build()?;
-    let result = rt.block_on(serve(config, loader));
+    let result = rt.block_on(serve(config, team, loader));
     // Do not wait for a model that is still loading.
     rt.shutdown_timeout(Duration::from_secs(1));
     result
@@ -91,12 +102,33 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
-async fn serve(config: ServerConfig, loader: Loader) -> Result<(), ServerError> {
+/// Serve on an already bound listener until `stop` resolves (tests, and
+/// embedding). `loader` runs as in [`run`].
+pub async fn serve_on(
+    listener: TcpListener,
+    config: ServerConfig,
+    team: Option<Arc<team::Team>>,
+    loader: Loader,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let mut state = AppState::new(config);
+    if let Some(t) = team {
+        state = state.with_team(t);
+    }
+    let _load_failed = spawn_loader(state.clone(), loader);
+    axum::serve(listener, router(state).into_make_service()).with_graceful_shutdown(stop).await?;
+    Ok(())
+}
+
+async fn serve(config: ServerConfig, team: Option<Arc<team::Team>>, loader: Loader) -> Result<(), ServerError> {
     let addr = config.addr;
     let listener =
         TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: addr.to_string(), source })?;
     let local = listener.local_addr()?;
-    let state = AppState::new(config);
+    let mut state = AppState::new(config);
+    if let Some(t) = team {
+        state = state.with_team(t);
+    }
     tracing::info!("listening on http://{local} (model {} loading)", state.config.model_id);
     let load_failed = spawn_loader(state.clone(), loader);
     let (stop_tx, stop_rx) = oneshot::channel::<Option<ServerError>>();
@@ -154,6 +186,9 @@ fn spawn_loader(state: AppState, loader: Loader) -> oneshot::Receiver<ServerErro
         Ok(backend) => {
             tracing::info!("model {} ready (context {} tokens)", state.config.model_id, backend.n_ctx());
             state.set_backend(backend);
+            if let Some(t) = &state.team {
+                t.ready.store(true, std::sync::atomic::Ordering::Release);
+            }
         }
         Err(e) => {
             tracing::error!("model failed to load: {e}");

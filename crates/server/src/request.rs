@@ -24,7 +24,7 @@ const MAX_SPEC_DRAFT: i128 = 256;
 /// The body of `/v1/chat/completions` or `/v1/completions`. Both share one
 /// struct because serde cannot combine `flatten` with refusing unknown
 /// fields; each endpoint then refuses the other's fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRequest {
     model: Option<String>,
@@ -64,7 +64,7 @@ pub struct RawRequest {
     best_of: Option<Number>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMessage {
     role: String,
@@ -75,7 +75,7 @@ struct RawMessage {
     refusal: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamOptions {
     include_usage: Option<bool>,
@@ -83,18 +83,20 @@ struct StreamOptions {
 
 /// augur's own request options, namespaced so they never clash with
 /// OpenAI's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AugurExt {
     spec: Option<SpecExt>,
     grammar: Option<GrammarExt>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecExt {
     mode: Option<SpecMode>,
     max: Option<Number>,
+    /// Verify grammar-forced tokens in the next batch (default true).
+    fast_forward: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,8 +506,90 @@ fn spec_options(ext: Option<&AugurExt>) -> Result<SpecOptions, ServerError> {
         Some(m) => Some(usize::try_from(int_in("augur.spec.max", m, 1, MAX_SPEC_DRAFT)?).unwrap_or(1)),
         None => None,
     };
-    Ok(SpecOptions { mode: spec.mode, max })
+    Ok(SpecOptions { mode: spec.mode, max, fast_forward: spec.fast_forward })
 }
+
+// --- issue 9: hooks for roles (routing text, role defaults, JSON check) ---
+impl RawRequest {
+    /// What routing reads: the last user message, or the completion prompt.
+    pub fn routing_text(&self) -> String {
+        let last_user = self.messages.as_deref().and_then(|m| m.iter().rev().find(|m| m.role == "user"));
+        match (last_user, &self.prompt) {
+            (Some(m), _) => m.content.as_ref().map(|c| message_content(0, Some(c), true).unwrap_or_default()),
+            (None, Some(Value::String(p))) => Some(p.clone()),
+            _ => None,
+        }
+        .unwrap_or_default()
+    }
+
+    pub fn set_model(&mut self, model: Option<String>) {
+        self.model = model;
+    }
+
+    /// Whether `response_format` asks for JSON.
+    pub fn wants_json(&self) -> bool {
+        matches!(self.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }))
+    }
+
+    /// Drop a JSON `response_format`: without constrained decoding the
+    /// server checks the answer instead and escalates when it is not JSON.
+    pub fn take_json_format(&mut self) -> bool {
+        let json = self.wants_json();
+        if json {
+            self.response_format = None;
+        }
+        json
+    }
+
+    /// Fill what the request leaves unset from a role's defaults, and put
+    /// the role's system prompt first unless the request has its own.
+    pub fn apply_role(&mut self, d: &RoleDefaults, system_prompt: Option<&str>) {
+        self.temperature = self.temperature.or(d.temperature);
+        self.top_p = self.top_p.or(d.top_p);
+        self.min_p = self.min_p.or(d.min_p);
+        if self.top_k.is_none() {
+            self.top_k = d.top_k.map(Number::from);
+        }
+        if self.max_tokens.is_none() && self.max_completion_tokens.is_none() {
+            self.max_tokens = d.max_tokens.map(Number::from);
+        }
+        if let (Some(sys), Some(msgs)) = (system_prompt, self.messages.as_mut()) {
+            if !msgs.iter().any(|m| m.role == "system" || m.role == "developer") {
+                let content = Some(Value::String(sys.to_string()));
+                let m = RawMessage {
+                    role: "system".into(),
+                    content,
+                    name: None,
+                    tool_calls: None,
+                    tool_call_id: None,
+                    refusal: None,
+                };
+                msgs.insert(0, m);
+            }
+        }
+    }
+
+    /// A role's speculation settings, unless the request chose its own.
+    pub fn apply_spec(&mut self, mode: Option<SpecMode>, max: Option<usize>) {
+        let ext = self.augur.get_or_insert(AugurExt { spec: None, grammar: None });
+        let spec = ext.spec.get_or_insert(SpecExt { mode: None, max: None, fast_forward: None });
+        spec.mode = spec.mode.or(mode);
+        if spec.max.is_none() {
+            spec.max = max.map(|m| Number::from(m as u64));
+        }
+    }
+}
+
+/// Generation defaults a role gives requests that do not set them.
+#[derive(Debug, Clone, Default)]
+pub struct RoleDefaults {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u32>,
+    pub min_p: Option<f64>,
+    pub max_tokens: Option<u32>,
+}
+// --- end issue 9 ---
 
 #[cfg(test)]
 mod tests {
@@ -608,7 +692,7 @@ mod tests {
         );
         assert_eq!(s.stop, vec!["x".to_string()]);
         assert_eq!(s.max_tokens, Some(7));
-        assert_eq!(s.spec, SpecOptions { mode: Some(SpecMode::Auto), max: Some(16) });
+        assert_eq!(s.spec, SpecOptions { mode: Some(SpecMode::Auto), max: Some(16), fast_forward: None });
         let parts =
             r#"{"messages":[{"role":"developer","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#;
         match chat(parts).unwrap().prompt {

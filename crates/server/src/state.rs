@@ -15,6 +15,8 @@ pub struct AppState {
     /// Set once, when the model has loaded.
     backend: Arc<OnceLock<Arc<dyn Backend>>>,
     inflight: Arc<Semaphore>,
+    /// Several models as roles (issue 9); `None` serves the one backend.
+    pub team: Option<Arc<crate::team::Team>>,
 }
 
 impl AppState {
@@ -25,7 +27,13 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             backend: Arc::new(OnceLock::new()),
             inflight,
+            team: None,
         }
+    }
+
+    pub fn with_team(mut self, team: Arc<crate::team::Team>) -> Self {
+        self.team = Some(team);
+        self
     }
 
     pub fn set_backend(&self, backend: Arc<dyn Backend>) {
@@ -38,7 +46,10 @@ impl AppState {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.backend.get().is_some()
+        match &self.team {
+            Some(t) => t.is_ready(),
+            None => self.backend.get().is_some(),
+        }
     }
 
     /// A slot for one expensive request; held until its response ends.

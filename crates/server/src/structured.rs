@@ -30,7 +30,7 @@ pub const MAX_TOOLS: usize = 128;
 const MAX_NAME_BYTES: usize = 64;
 
 /// `response_format`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ResponseFormat {
     Text,
@@ -38,7 +38,7 @@ pub enum ResponseFormat {
     JsonSchema { json_schema: JsonSchemaFormat },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonSchemaFormat {
     name: String,
@@ -50,7 +50,7 @@ pub struct JsonSchemaFormat {
 }
 
 /// One entry of `tools`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTool {
     #[serde(rename = "type")]
@@ -60,13 +60,13 @@ pub struct RawTool {
 }
 
 /// Only function tools exist in the chat API; serde names the others.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ToolKind {
     Function,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFunction {
     name: String,
@@ -78,7 +78,7 @@ pub struct RawFunction {
 }
 
 /// `augur.grammar`: exactly one of a regular expression or a Lark grammar.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrammarExt {
     regex: Option<String>,
