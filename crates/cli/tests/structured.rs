@@ -195,7 +195,7 @@ fn tools_on_a_template_without_tool_support() {
         server.post_json("/v1/chat/completions", &b)
     };
     let plain = req(json!({"max_tokens": 1})).json();
-    let with_tools = req(json!({"tools": [weather], "tool_choice": "required"}));
+    let with_tools = req(json!({"tools": [weather], "tool_choice": "required", "parallel_tool_calls": false}));
     assert_eq!(with_tools.status, 200, "{}", with_tools.text());
     let v = with_tools.json();
     let described = v["usage"]["prompt_tokens"].as_u64().unwrap() - plain["usage"]["prompt_tokens"].as_u64().unwrap();
