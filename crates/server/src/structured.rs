@@ -254,7 +254,10 @@ fn tool_def(i: usize, t: &RawTool, seen: &mut HashSet<String>) -> Result<(ToolDe
             "`parameters` must be a JSON schema object",
         ));
     }
-    let def = ToolDef { name: f.name.clone(), parameters: f.parameters.clone().unwrap_or(Value::Null) };
+    // OpenAI: omitting `parameters` defines a function with no parameters,
+    // so the call grammar must allow only `{}`.
+    let no_params = || json!({"type": "object", "properties": {}, "additionalProperties": false});
+    let def = ToolDef { name: f.name.clone(), parameters: f.parameters.clone().unwrap_or_else(no_params) };
     let mut function = json!({"name": f.name});
     if let Some(d) = &f.description {
         function["description"] = json!(d);

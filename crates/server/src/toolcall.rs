@@ -10,10 +10,11 @@
 //! over the whole text, so both agree.
 //!
 //! Small models often skip the tags and answer with the bare call object
-//! (`{"name": "f", "arguments": {...}}`). As a best effort, an output that
-//! starts with such an object naming one of the request's tools is read
-//! as a call too; the call grammar does not constrain it, because `auto`
-//! switches the grammar on only at the opening tag.
+//! (`{"name": "f", "arguments": {...}}`), sometimes in a Markdown code
+//! fence. As a best effort, an output that starts with such an object
+//! naming one of the request's tools is read as a call too; the call
+//! grammar does not constrain it, because `auto` switches the grammar on
+//! only at the opening tag.
 
 use serde_json::Value;
 
@@ -42,7 +43,7 @@ pub enum Piece {
 enum State {
     /// Ordinary text.
     Content,
-    /// The output opened with `{`: maybe a bare call object.
+    /// The output opened with `{` or a code fence: maybe a bare call.
     Bare,
     /// Inside a call, before `"arguments": ` has been read.
     Header,
@@ -69,7 +70,24 @@ pub struct CallParser {
     scan: JsonScan,
     /// The current call came without tags.
     bare: bool,
+    /// ... and inside a code fence.
+    fenced: bool,
+    /// How much of a bare call's closing (`}`, then a fence) was read.
+    tail: usize,
 }
+
+/// Where a Markdown code fence opening a text ends.
+#[derive(Debug, PartialEq)]
+enum Fence {
+    None,
+    Incomplete,
+    /// The fence line's length, newline included.
+    Open(usize),
+}
+
+/// A bare call's remaining text after its arguments, whitespace aside.
+const BARE_TAIL: &[u8] = b"}";
+const FENCED_TAIL: &[u8] = b"}```";
 
 /// Nesting of a JSON value read byte by byte.
 #[derive(Debug, Default, Clone, Copy)]
@@ -128,6 +146,8 @@ impl CallParser {
             tools,
             scan: JsonScan::default(),
             bare: false,
+            fenced: false,
+            tail: 0,
         }
     }
 
@@ -169,7 +189,10 @@ impl CallParser {
     }
 
     fn content_step(&mut self, out: &mut Vec<Piece>) -> bool {
-        if !self.started && self.calls == 0 && self.buf.trim_start().starts_with('{') {
+        let head = self.buf.trim_start();
+        if !self.started && self.calls == 0 && (head.starts_with('{') || head.starts_with('`')) {
+            // Leading whitespace is never emitted anyway.
+            self.buf.drain(..self.buf.len() - head.len());
             self.state = State::Bare;
             return true;
         }
@@ -191,17 +214,22 @@ impl CallParser {
 
     /// Decide whether an output opening with `{` is a bare call.
     fn bare_step(&mut self, out: &mut Vec<Piece>) -> bool {
-        match scan_header(&self.buf) {
+        let (skip, header) = match fence(&self.buf) {
+            Fence::Incomplete => return false,
+            Fence::None => (0, scan_header(&self.buf)),
+            Fence::Open(n) => (n, scan_header(&self.buf[n..])),
+        };
+        match header {
             Header::Incomplete => false,
             Header::Matched(name, end) if self.tools.contains(&name) => {
-                self.open_args(name, end, true, out);
+                self.open_args(name, skip + end, true, out);
+                self.fenced = skip > 0;
                 true
             }
             Header::Matched(..) | Header::Mismatch => {
-                // Plain JSON content: let it out, and never look again.
+                // Ordinary content (which may still hold tagged calls);
+                // never look for a bare call again.
                 self.started = true;
-                let text = std::mem::take(&mut self.buf);
-                out.push(Piece::Content(text.trim_start().to_string()));
                 self.state = State::Content;
                 true
             }
@@ -232,6 +260,7 @@ impl CallParser {
         self.buf.drain(..end);
         self.scan = JsonScan::default();
         self.bare = bare;
+        self.tail = 0;
         self.state = State::Args;
     }
 
@@ -261,16 +290,26 @@ impl CallParser {
             self.state = State::Content;
             return true;
         }
-        let rest = self.buf.trim_start();
-        match rest.chars().next() {
-            None => false,
-            Some(c) => {
-                let skip = self.buf.len() - rest.len() + usize::from(c == '}');
-                self.buf.drain(..skip);
-                self.state = State::Content;
-                true
+        let tail = if self.fenced { FENCED_TAIL } else { BARE_TAIL };
+        let mut i = 0;
+        while let Some(&want) = tail.get(self.tail) {
+            match self.buf.as_bytes().get(i) {
+                None => {
+                    self.buf.drain(..i);
+                    return false;
+                }
+                Some(b) if b.is_ascii_whitespace() => i += 1,
+                Some(&b) if b == want => {
+                    self.tail += 1;
+                    i += 1;
+                }
+                // Something else: it is content.
+                Some(_) => break,
             }
         }
+        self.buf.drain(..i);
+        self.state = State::Content;
+        true
     }
 
     fn raw_step(&mut self, out: &mut Vec<Piece>) -> bool {
@@ -334,6 +373,20 @@ fn parse_call(body: &str) -> Option<(String, String)> {
         other => other.to_string(),
     };
     Some((name, args))
+}
+
+/// A code fence line (```` ``` ```` or ```` ```json ````) at the start of `s`.
+fn fence(s: &str) -> Fence {
+    const TICKS: &str = "```";
+    if !s.starts_with(TICKS) {
+        return if TICKS.starts_with(s) { Fence::Incomplete } else { Fence::None };
+    }
+    match s.find('\n') {
+        Some(n) if matches!(s[TICKS.len()..n].trim(), "" | "json") => Fence::Open(n + 1),
+        Some(_) => Fence::None,
+        None if s.len() < 16 => Fence::Incomplete,
+        None => Fence::None,
+    }
 }
 
 fn scan_header(s: &str) -> Header {
@@ -508,6 +561,13 @@ mod tests {
         check("{\"name\": \"f\", \"arguments\": {\"a\": \"}\"}}\n{\"b\": 1}", "{\"b\": 1}", &[("f", "{\"a\": \"}\"}")]);
         check(" {\"name\": \"g\", \"arguments\": {}}", "{\"name\": \"g\", \"arguments\": {}}", &[]);
         check("{\"answer\": 42}", "{\"answer\": 42}", &[]);
+        let fenced = "```json\n{\n  \"name\": \"f\",\n  \"arguments\": {\n    \"a\": 1\n  }\n}\n```";
+        check(fenced, "", &[("f", "{\n    \"a\": 1\n  }")]);
+        check("```json\n{\"name\": \"f\", \"arguments\": {}}\n```\nDone.", "Done.", &[("f", "{}")]);
+        check("```python\nprint(1)\n```", "```python\nprint(1)\n```", &[]);
+        check("`x` is 1", "`x` is 1", &[]);
+        let t = "```\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>";
+        check(t, "```", &[("f", "{}")]);
         check("{\"name\": \"f\"", "{\"name\": \"f\"", &[]);
         check("Text {\"name\": \"f\", \"arguments\": {}}", "Text {\"name\": \"f\", \"arguments\": {}}", &[]);
     }
