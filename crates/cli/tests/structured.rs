@@ -113,7 +113,7 @@ fn adversarial() -> Vec<(&'static str, Value, &'static str)> {
             json!({"augur": {"grammar": {"regex": "a", "lark": "start: \"a\""}}}),
             "augur.grammar",
         ),
-        // Last: it once overflowed the compiler thread's stack.
+        // Last: it overflowed the grammar compiler thread's stack (and killed the server).
         ("5,000-deep $ref chain", schema_format(json!({"$ref": "#/$defs/d0", "$defs": chain})), "response_format"),
     ]
 }
