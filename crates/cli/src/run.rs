@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use augur_engine::{ChatMessage, ContextParams, ModelParams};
 use augur_gguf::MetaOverride;
+use augur_grammar::GrammarSpec;
 use augur_runtime::{
     Backend, Completion, DraftConfig, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecSettings, WorkerConfig,
 };
@@ -196,6 +197,50 @@ pub struct RunArgs {
     /// Print one JSON object at the end instead of streaming.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub constraint: ConstraintArgs,
+}
+
+/// An output constraint; at most one.
+#[derive(Args, Debug, Default)]
+#[group(multiple = false)]
+pub struct ConstraintArgs {
+    /// The output is JSON valid against the JSON schema in FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<PathBuf>,
+    /// With --json-schema: refuse schema keywords the constraint cannot
+    /// enforce instead of ignoring them.
+    #[arg(long, requires = "json_schema")]
+    pub strict: bool,
+    /// The output follows the grammar in FILE: Lark (llguidance's dialect),
+    /// or a regular expression if FILE ends in `.regex`.
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<PathBuf>,
+    /// The whole output matches this regular expression.
+    #[arg(long, value_name = "PATTERN")]
+    pub regex: Option<String>,
+}
+
+impl ConstraintArgs {
+    /// The constraint the flags ask for, read from its file.
+    pub fn spec(&self) -> Result<Option<GrammarSpec>> {
+        let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+        if let Some(path) = &self.json_schema {
+            let schema =
+                serde_json::from_str(&read(path)?).with_context(|| format!("{} is not valid JSON", path.display()))?;
+            return Ok(Some(GrammarSpec::JsonSchema { schema, strict: self.strict }));
+        }
+        if let Some(path) = &self.grammar {
+            let text = read(path)?;
+            let is_regex = path.extension().is_some_and(|e| e == "regex");
+            return Ok(Some(if is_regex {
+                GrammarSpec::Regex { pattern: text.trim_end_matches(['\n', '\r']).to_string() }
+            } else {
+                GrammarSpec::Lark { grammar: text }
+            }));
+        }
+        Ok(self.regex.clone().map(|pattern| GrammarSpec::Regex { pattern }))
+    }
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
@@ -210,6 +255,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         bail!("--max-tokens must be at least 1");
     }
     let sampling = a.sampling.params()?;
+    let constraint = a.constraint.spec()?;
     let path = a.model.resolve()?;
     let worker = ModelWorker::spawn(a.model.worker_config(&a.model.model, path)?)?;
     let prompt = if a.chat || a.system.is_some() {
@@ -222,7 +268,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         Prompt::Text(text)
     };
-    let req = GenerateRequest { sampling, ..GenerateRequest::new(prompt, a.max_tokens) };
+    let constraint = match constraint {
+        Some(spec) => Some(worker.grammar()?.compile(&spec).context("the output constraint")?),
+        None => None,
+    };
+    let req = GenerateRequest { sampling, constraint, ..GenerateRequest::new(prompt, a.max_tokens) };
     let (text, done) = drive(&worker, req, !a.json)?;
     if a.json {
         println!("{}", serde_json::to_string(&json_report(&a.model.model, &text, &done))?);

@@ -46,17 +46,40 @@ impl ChatRenderer {
     }
 
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// Render with tool definitions (OpenAI shape) passed to the template as
+    /// `tools`. Built-in formats have no tool support and ignore them; see
+    /// [`ChatRenderer::knows_tools`].
+    pub fn render_with_tools(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         match self {
             ChatRenderer::Jinja { template, bos, eos } => {
                 let opts = RenderOptions {
                     add_generation_prompt,
                     bos_token: bos.clone(),
                     eos_token: eos.clone(),
+                    tools: tools.cloned(),
                     ..RenderOptions::default()
                 };
                 Ok(template.render(messages, &opts)?)
             }
             ChatRenderer::Builtin(tmpl) => render_builtin(tmpl, messages, add_generation_prompt),
+        }
+    }
+
+    /// Whether the template renders tool definitions itself. A jinja
+    /// template that never reads `tools` would silently drop them, so the
+    /// caller must describe the tools in the prompt instead.
+    pub fn knows_tools(&self) -> bool {
+        match self {
+            ChatRenderer::Jinja { template, .. } => template.source().contains("tools"),
+            ChatRenderer::Builtin(_) => false,
         }
     }
 }

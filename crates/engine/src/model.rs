@@ -320,6 +320,30 @@ impl Model {
         self.chat.render(messages, add_generation_prompt)
     }
 
+    /// Render a conversation with tool definitions (OpenAI shape) given to
+    /// the template as `tools`.
+    pub fn render_chat_with_tools(
+        &self,
+        messages: &[crate::ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        self.chat.render_with_tools(messages, tools, add_generation_prompt)
+    }
+
+    /// Render a conversation and tokenise it for generation. Templates that
+    /// write the BOS text themselves must not get a second BOS from the
+    /// tokenizer.
+    pub fn tokenize_chat(
+        &self,
+        messages: &[crate::ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<Vec<Token>> {
+        let text = self.render_chat_with_tools(messages, tools, true)?;
+        let has_bos = self.bos().is_some_and(|b| text.starts_with(&self.token_text(b)));
+        self.tokenize(&text, !has_bos, true)
+    }
+
     /// Which renderer this model's chat template uses.
     pub fn chat_renderer(&self) -> &ChatRenderer {
         &self.chat

@@ -346,13 +346,7 @@ fn run_job(ctx: &mut Context, batch: &mut Batch, spec: &mut Speculator, job: Job
 pub fn prepare(model: &Model, n_ctx: u32, req: &GenerateRequest) -> Result<Vec<Token>, RuntimeError> {
     let tokens = match &req.prompt {
         Prompt::Text(t) => model.tokenize(t, true, true)?,
-        Prompt::Chat(msgs) => {
-            // Templates that write the BOS text themselves must not get a
-            // second BOS from the tokenizer.
-            let text = model.render_chat(msgs, true)?;
-            let has_bos = model.bos().is_some_and(|b| text.starts_with(&model.token_text(b)));
-            model.tokenize(&text, !has_bos, true)?
-        }
+        Prompt::Chat(msgs) => model.tokenize_chat(msgs, None)?,
         Prompt::Tokens(t) => {
             if let Some(&bad) = t.iter().find(|&&x| !model.contains(x)) {
                 return Err(augur_engine::EngineError::TokenOutOfRange { token: bad, n_vocab: model.n_vocab() }.into());

@@ -42,6 +42,10 @@ pub enum ServerError {
     Loading,
     #[error("the request took longer than the {0} s limit")]
     Timeout(u64),
+    /// A constraint (schema, grammar, tools) that does not compile; `param`
+    /// is the request field it came from.
+    #[error("`{param}`: {source}")]
+    Grammar { param: String, source: GrammarError },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("invalid configuration: {0}")]
@@ -110,6 +114,7 @@ impl ServerError {
             E::Busy(_) => shape(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "server_busy"),
             E::Loading => shape(StatusCode::SERVICE_UNAVAILABLE, SERVER, "model_loading"),
             E::Timeout(_) => shape(StatusCode::GATEWAY_TIMEOUT, SERVER, "timeout"),
+            E::Grammar { param, source } => ErrorShape { param: Some(param.clone()), ..grammar_shape(source) },
             E::Runtime(e) => runtime_shape(e),
             E::Config(_) | E::Bind { .. } | E::Io(_) | E::Load(_) | E::Internal(_) => {
                 shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, "internal_error")

@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use augur_grammar::CompiledGrammar;
 use augur_runtime::{Backend, Completion, Event, FinishReason, GenerateRequest, Prompt, RuntimeError, TokenStream};
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -19,8 +20,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 
 use crate::metrics::Metrics;
+use crate::prompt::chat_tokens;
 use crate::request::{Endpoint, GenSpec};
 use crate::state::AppState;
+use crate::structured::Constraint;
+use crate::toolcall::{CallParser, Piece};
 use crate::ServerError;
 
 /// A comment line keeps idle streams alive and reveals a vanished client:
@@ -108,6 +112,14 @@ async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenSt
             Ok(backend.submit(req)?)
         }
         Engine::Remote(remote) => {
+            // A compiled constraint is tied to a local vocabulary; refusing
+            // beats silently returning unconstrained output.
+            if let Some(c) = &spec.structured.constraint {
+                return Err(ServerError::unsupported(
+                    c.param,
+                    format!("`{}` is not supported on remote roles", c.param),
+                ));
+            }
             let req = GenerateRequest {
                 prompt: spec.prompt.clone(),
                 max_tokens: spec.max_tokens.unwrap_or(cap),
@@ -122,9 +134,10 @@ async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenSt
 }
 // --- end issue 9 ---
 
-/// Tokenise off the async threads and check the context, so an oversize
-/// request is a 400 before it queues. The worker then gets token ids and
-/// does not tokenise again.
+/// Compile the constraint, render and tokenise off the async threads, and
+/// check the context, so a bad schema or an oversize request is a 400
+/// before it queues and never occupies the model's worker. The worker then
+/// gets token ids and does not tokenise again.
 async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<GenerateRequest, ServerError> {
     let mut req = GenerateRequest {
         prompt: spec.prompt.clone(),
@@ -135,7 +148,15 @@ async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Res
         constraint: None,
     };
     let default_max = spec.max_tokens.is_none();
+    let constraint = spec.structured.constraint.clone();
+    let tools = spec.structured.tools.clone();
     tokio::task::spawn_blocking(move || {
+        if let Some(c) = &constraint {
+            req.constraint = Some(compile(backend.as_ref(), c)?);
+        }
+        if let Prompt::Chat(msgs) = &req.prompt {
+            req.prompt = Prompt::Tokens(chat_tokens(backend.model(), msgs, tools.as_ref())?);
+        }
         let tokens = augur_runtime::prepare(backend.model(), backend.n_ctx(), &req)?;
         if default_max {
             let room = (backend.n_ctx() as usize).saturating_sub(tokens.len());
@@ -146,6 +167,13 @@ async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Res
     })
     .await
     .map_err(|e| ServerError::Internal(format!("tokenizer task failed: {e}")))?
+}
+
+/// Compile with the model's grammar engine (bounded in time and size,
+/// cached), naming the request field on failure.
+fn compile(backend: &dyn Backend, c: &Constraint) -> Result<Arc<CompiledGrammar>, ServerError> {
+    let engine = backend.grammar()?;
+    engine.compile(&c.spec).map_err(|source| ServerError::Grammar { param: c.param.to_string(), source })
 }
 
 /// Per-request timing fed to the metrics.
@@ -219,11 +247,18 @@ struct Ctx {
     created: u64,
     model: String,
     include_usage: bool,
+    /// Read `<tool_call>` blocks in the output as tool calls.
+    parse_calls: bool,
+    /// The request's tool names.
+    tool_names: Vec<String>,
     augur: Option<Value>,
 }
 
-fn finish_str(f: FinishReason) -> &'static str {
+/// OpenAI's finish reason; a generation that made calls ends with
+/// `tool_calls` unless it was cut by `max_tokens`.
+fn finish_str(f: FinishReason, calls: usize) -> &'static str {
     match f {
+        FinishReason::Stop if calls > 0 => "tool_calls",
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
         // Only produced once the client has gone; it never reads this.
@@ -258,24 +293,72 @@ impl Ctx {
             model: served.model_id.clone(),
             include_usage: spec.include_usage,
             augur: served.augur.clone(),
+            parse_calls: spec.structured.parse_calls,
+            tool_names: spec.structured.tool_names.clone(),
         }
     }
 
     fn full_body(&self, out: &Output) -> Value {
-        let finish = finish_str(out.done.finish_reason);
         let choice = match self.endpoint {
-            Endpoint::Chat => json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": out.text, "refusal": null},
-                "logprobs": null,
-                "finish_reason": finish,
+            Endpoint::Chat => {
+                let (message, calls) = self.message(&out.text);
+                json!({
+                    "index": 0,
+                    "message": message,
+                    "logprobs": null,
+                    "finish_reason": finish_str(out.done.finish_reason, calls),
+                })
+            }
+            Endpoint::Completions => json!({
+                "index": 0, "text": out.text, "logprobs": null, "finish_reason": finish_str(out.done.finish_reason, 0),
             }),
-            Endpoint::Completions => json!({"index": 0, "text": out.text, "logprobs": null, "finish_reason": finish}),
         };
         let mut body = self.envelope(false);
         body["choices"] = json!([choice]);
         body["usage"] = usage_json(&out.done, out.cached);
         body
+    }
+
+    /// The assistant message for `text`, and how many calls it makes.
+    fn message(&self, text: &str) -> (Value, usize) {
+        if !self.parse_calls {
+            return (json!({"role": "assistant", "content": text, "refusal": null}), 0);
+        }
+        let mut parser = CallParser::new(self.tool_names.clone());
+        let mut pieces = Vec::new();
+        parser.push(text, &mut pieces);
+        parser.finish(&mut pieces);
+        let mut content = String::new();
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Content(t) => content.push_str(&t),
+                Piece::CallStart { id, name, .. } => calls.push((id, name, String::new())),
+                Piece::Args { index, text } => calls.get_mut(index).iter_mut().for_each(|c| c.2.push_str(&text)),
+            }
+        }
+        let content = if content.is_empty() { Value::Null } else { Value::String(content) };
+        let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+        if !calls.is_empty() {
+            let list: Vec<Value> = calls
+                .iter()
+                .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+                .collect();
+            message["tool_calls"] = Value::Array(list);
+        }
+        (message, calls.len())
+    }
+
+    /// The streamed delta for one recognised piece of output.
+    fn piece_chunk(&self, piece: &Piece) -> Bytes {
+        let delta = match piece {
+            Piece::Content(t) => json!({"content": t}),
+            Piece::CallStart { index, id, name } => json!({"tool_calls": [{
+                "index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""},
+            }]}),
+            Piece::Args { index, text } => json!({"tool_calls": [{"index": index, "function": {"arguments": text}}]}),
+        };
+        self.chunk(delta, "", None)
     }
 
     fn envelope(&self, chunk: bool) -> Value {
@@ -330,6 +413,10 @@ struct SseState {
     timeout_secs: u64,
     cached: usize,
     finished: bool,
+    /// Reads tool calls out of the text when the request has tools.
+    calls: Option<CallParser>,
+    /// Reused between events.
+    pieces: Vec<Piece>,
     /// Held so the in-flight limit counts streams until they end.
     _permit: OwnedSemaphorePermit,
     /// Held so the model stays resident until the stream ends.
@@ -345,6 +432,7 @@ impl SseState {
         permit: OwnedSemaphorePermit,
         timeout_secs: u64,
     ) -> Self {
+        let calls = ctx.parse_calls.then(|| CallParser::new(ctx.tool_names.clone()));
         SseState {
             ctx,
             stream,
@@ -353,6 +441,8 @@ impl SseState {
             timeout_secs,
             cached: 0,
             finished: false,
+            calls,
+            pieces: Vec::new(),
             _permit: permit,
             hold: None,
         }
@@ -389,12 +479,25 @@ impl SseState {
             }
             Event::Text { text, tokens } => {
                 self.tracker.on_tokens(tokens);
-                (!text.is_empty()).then(|| self.ctx.chunk(json!({"content": text}), &text, None))
+                match self.calls.as_mut() {
+                    Some(parser) => {
+                        parser.push(&text, &mut self.pieces);
+                        self.drain_pieces()
+                    }
+                    None => (!text.is_empty()).then(|| self.ctx.chunk(json!({"content": text}), &text, None)),
+                }
             }
             Event::Done(done) => {
                 self.tracker.on_done(&done);
                 self.finished = true;
-                let mut out = self.ctx.chunk(json!({}), "", Some(finish_str(done.finish_reason))).to_vec();
+                let mut out = Vec::new();
+                let mut calls = 0;
+                if let Some(parser) = self.calls.as_mut() {
+                    parser.finish(&mut self.pieces);
+                    calls = parser.calls();
+                    out.extend_from_slice(&self.drain_pieces().unwrap_or_default());
+                }
+                out.extend_from_slice(&self.ctx.chunk(json!({}), "", Some(finish_str(done.finish_reason, calls))));
                 if self.ctx.include_usage {
                     out.extend_from_slice(&self.ctx.usage_chunk(&done, self.cached));
                 }
@@ -403,6 +506,18 @@ impl SseState {
             }
             Event::Error(e) => Some(self.fail(&ServerError::from(e))),
         }
+    }
+
+    /// Chunks for the pieces the call parser produced, if any.
+    fn drain_pieces(&mut self) -> Option<Bytes> {
+        if self.pieces.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for piece in self.pieces.drain(..) {
+            out.extend_from_slice(&self.ctx.piece_chunk(&piece));
+        }
+        Some(out.into())
     }
 
     /// An error mid-stream: OpenAI's error object as an event, then `[DONE]`.

@@ -27,9 +27,12 @@ mod generation;
 mod handlers;
 pub mod metrics;
 mod middleware;
+mod prompt;
 mod request;
 mod state;
+mod structured;
 pub mod team;
+mod toolcall;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;

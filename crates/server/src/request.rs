@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Number, Value};
 
 use crate::config::{ServerConfig, MAX_STOP_STRINGS};
+use crate::structured::{GrammarExt, Inputs, RawTool, ResponseFormat, Structured};
 use crate::ServerError;
 
 /// Longest speculative draft a request may ask for.
@@ -53,8 +54,8 @@ pub struct RawRequest {
     logit_bias: Option<serde_json::Map<String, Value>>,
     logprobs: Option<Value>,
     top_logprobs: Option<Number>,
-    response_format: Option<Value>,
-    tools: Option<Vec<Value>>,
+    response_format: Option<ResponseFormat>,
+    tools: Option<Vec<RawTool>>,
     tool_choice: Option<Value>,
     parallel_tool_calls: Option<bool>,
     service_tier: Option<String>,
@@ -86,6 +87,7 @@ struct StreamOptions {
 #[serde(deny_unknown_fields)]
 struct AugurExt {
     spec: Option<SpecExt>,
+    grammar: Option<GrammarExt>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +117,8 @@ pub struct GenSpec {
     pub spec: SpecOptions,
     pub stream: bool,
     pub include_usage: bool,
+    /// Constraint, tools for the template, and how to read calls back.
+    pub structured: Structured,
 }
 
 impl RawRequest {
@@ -127,16 +131,36 @@ impl RawRequest {
             Endpoint::Chat => chat_prompt(self.messages.as_deref().unwrap_or_default(), cfg)?,
             Endpoint::Completions => text_prompt(self.prompt.as_ref(), cfg)?,
         };
+        let structured = self.structured(&prompt)?;
+        let mut stop = stop_strings(self.stop.as_ref(), cfg)?;
+        stop.extend(structured.stop_after.map(String::from));
         Ok(GenSpec {
             endpoint,
             prompt,
             max_tokens: self.max_tokens(cfg)?,
             sampling: self.sampling()?,
-            stop: stop_strings(self.stop.as_ref(), cfg)?,
+            stop,
             spec: spec_options(self.augur.as_ref())?,
             stream: self.stream.unwrap_or(false),
             include_usage: self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
+            structured,
         })
+    }
+
+    fn structured(&self, prompt: &Prompt) -> Result<Structured, ServerError> {
+        let mentions_json = match prompt {
+            Prompt::Chat(msgs) => msgs.iter().any(|m| m.content.to_ascii_lowercase().contains("json")),
+            _ => false,
+        };
+        Inputs {
+            response_format: self.response_format.as_ref(),
+            tools: self.tools.as_deref(),
+            tool_choice: self.tool_choice.as_ref(),
+            parallel_tool_calls: self.parallel_tool_calls,
+            grammar: self.augur.as_ref().and_then(|a| a.grammar.as_ref()),
+            mentions_json,
+        }
+        .resolve()
     }
 
     pub fn model(&self) -> Option<&str> {
@@ -173,17 +197,6 @@ impl RawRequest {
 
     /// Refuse what would change the output in ways augur does not support.
     fn check_neutral(&self) -> Result<(), ServerError> {
-        let not_yet = |p: &str| Err(ServerError::unsupported(p, format!("`{p}` is not supported yet")));
-        if self.response_format.as_ref().is_some_and(|f| !is_text_format(f)) {
-            return not_yet("response_format");
-        }
-        if self.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-            return not_yet("tools");
-        }
-        let tool_choice_neutral = |v: &Value| v.is_null() || v == "none" || v == "auto";
-        if self.tool_choice.as_ref().is_some_and(|v| !tool_choice_neutral(v)) {
-            return not_yet("tool_choice");
-        }
         let unsupported = |p: &str, why: &str| Err(ServerError::unsupported(p, format!("`{p}`: {why}")));
         if self.presence_penalty.is_some_and(|v| v != 0.0) {
             return unsupported("presence_penalty", "penalties are not supported; omit it or send 0");
@@ -274,10 +287,6 @@ impl RawRequest {
     }
 }
 
-fn is_text_format(f: &Value) -> bool {
-    f.is_null() || f.get("type").is_some_and(|t| t == "text")
-}
-
 /// An integer parameter in `lo..=hi`, never wrapped or truncated.
 fn int_in(name: &str, v: &Number, lo: i128, hi: i128) -> Result<i128, ServerError> {
     let n = v.as_u64().map(i128::from).or_else(|| v.as_i64().map(i128::from));
@@ -341,15 +350,55 @@ fn chat_message(i: usize, m: &RawMessage) -> Result<ChatMessage, ServerError> {
     if m.refusal.as_ref().is_some_and(|r| !r.is_null()) && role != "assistant" {
         return Err(ServerError::param(format!("messages[{i}].refusal"), "only assistant messages carry a refusal"));
     }
-    let may_omit_content = role == "assistant" && m.tool_calls.is_some();
-    let content = message_content(i, m.content.as_ref(), may_omit_content)?;
+    let tool_calls = match &m.tool_calls {
+        None | Some(Value::Null) => None,
+        Some(_) if role != "assistant" => {
+            return Err(ServerError::param(
+                format!("messages[{i}].tool_calls"),
+                "only assistant messages make tool calls",
+            ))
+        }
+        Some(v) => Some(history_calls(i, v)?),
+    };
+    let content = message_content(i, m.content.as_ref(), tool_calls.is_some())?;
     Ok(ChatMessage {
         role: role.to_string(),
         content,
         name: m.name.clone(),
-        tool_calls: m.tool_calls.clone().filter(|v| !v.is_null()),
+        tool_calls,
         tool_call_id: m.tool_call_id.clone(),
     })
+}
+
+/// Earlier calls of an assistant message, for the template. OpenAI sends
+/// `arguments` as a JSON string; templates (written for Hugging Face) read
+/// it as an object, so a string that parses is replaced by its value.
+fn history_calls(i: usize, v: &Value) -> Result<Value, ServerError> {
+    let param = format!("messages[{i}].tool_calls");
+    let bad = |j: usize| {
+        ServerError::param(
+            format!("{param}[{j}]"),
+            "a tool call must be {\"id\": ..., \"type\": \"function\", \"function\": {\"name\": ..., \"arguments\": ...}}",
+        )
+    };
+    let Some(calls) = v.as_array() else {
+        return Err(ServerError::param(param, "`tool_calls` must be an array"));
+    };
+    let mut out = calls.clone();
+    for (j, call) in out.iter_mut().enumerate() {
+        let f = call.get_mut("function").and_then(Value::as_object_mut).ok_or_else(|| bad(j))?;
+        if !f.get("name").is_some_and(Value::is_string) {
+            return Err(bad(j));
+        }
+        let parsed = match f.get("arguments") {
+            Some(Value::String(s)) => serde_json::from_str::<Value>(s).ok(),
+            _ => None,
+        };
+        if let Some(p) = parsed {
+            f.insert("arguments".into(), p);
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 /// A string, or an array of `{"type": "text", "text": ...}` parts.
@@ -479,7 +528,7 @@ impl RawRequest {
 
     /// Whether `response_format` asks for JSON.
     pub fn wants_json(&self) -> bool {
-        self.response_format.as_ref().is_some_and(|f| !is_text_format(f))
+        matches!(self.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }))
     }
 
     /// Drop a JSON `response_format`: without constrained decoding the
@@ -522,7 +571,7 @@ impl RawRequest {
 
     /// A role's speculation settings, unless the request chose its own.
     pub fn apply_spec(&mut self, mode: Option<SpecMode>, max: Option<usize>) {
-        let ext = self.augur.get_or_insert(AugurExt { spec: None });
+        let ext = self.augur.get_or_insert(AugurExt { spec: None, grammar: None });
         let spec = ext.spec.get_or_insert(SpecExt { mode: None, max: None, fast_forward: None });
         spec.mode = spec.mode.or(mode);
         if spec.max.is_none() {
@@ -583,9 +632,6 @@ mod tests {
             (r#""logit_bias":{"1":2}"#, "logit_bias"),
             (r#""presence_penalty":0.5"#, "presence_penalty"),
             (r#""frequency_penalty":-1"#, "frequency_penalty"),
-            (r#""response_format":{"type":"json_object"}"#, "response_format"),
-            (r#""tools":[{"type":"function"}]"#, "tools"),
-            (r#""tool_choice":"required""#, "tool_choice"),
             (r#""n":2"#, "n"),
             (r#""store":true"#, "store"),
         ] {

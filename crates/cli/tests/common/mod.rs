@@ -32,7 +32,7 @@ pub fn augur(args: &[&str], home: &Path, timeout: Duration, mem_kib: u64) -> Out
     let bin = env!("CARGO_BIN_EXE_augur");
     let mut script = format!("ulimit -v {mem_kib}; exec \"$0\"");
     for i in 0..args.len() {
-        script.push_str(&format!(" \"${}\"", i + 1));
+        script.push_str(&format!(" \"${{{}}}\"", i + 1));
     }
     let mut child = Command::new("sh")
         .arg("-c")

@@ -14,7 +14,12 @@ pub const OTHER_KEY: &str = "sk-second";
 
 /// The test model's file in the store (AUGUR_HOME).
 pub fn model_path() -> PathBuf {
-    augur_store::Store::open_default().expect("store").ensure(MODEL, false).expect("model in the store")
+    catalogue_model(MODEL)
+}
+
+/// A catalogue model's file in the store (AUGUR_HOME).
+pub fn catalogue_model(name: &str) -> PathBuf {
+    augur_store::Store::open_default().expect("store").ensure(name, false).expect("model in the store")
 }
 
 pub struct Server {
@@ -33,12 +38,17 @@ impl Server {
     /// Start `augur serve` on the test model with `extra` flags; with
     /// `keys`, an API key file holding KEY and OTHER_KEY.
     pub fn start(extra: &[&str], keys: bool) -> Server {
+        Self::start_model(MODEL, extra, keys)
+    }
+
+    /// Start `augur serve` on the catalogue model `name`, served as `name`.
+    pub fn start_model(name: &str, extra: &[&str], keys: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
         let port = free_port();
-        let model = model_path();
+        let model = catalogue_model(name);
         let mut args: Vec<String> = vec!["serve".into(), "-m".into(), model.to_string_lossy().into_owned()];
-        args.extend(["--alias", MODEL, "--port", &port.to_string()].map(String::from));
+        args.extend(["--alias", name, "--port", &port.to_string()].map(String::from));
         if keys {
             let kf = dir.path().join("keys");
             std::fs::write(&kf, format!("# test keys\n{KEY}\n\n{OTHER_KEY}\n")).unwrap();
