@@ -34,6 +34,8 @@ pub struct GrammarLimits {
     pub step_max_items: usize,
     /// Compiled grammars kept for reuse.
     pub cache_entries: usize,
+    /// `$ref`s in one JSON schema (each can add a level of compiler recursion).
+    pub max_refs: usize,
 }
 
 impl Default for GrammarLimits {
@@ -47,9 +49,13 @@ impl Default for GrammarLimits {
             step_lexer_fuel: 200_000,
             step_max_items: 50_000,
             cache_entries: 64,
+            max_refs: 1_000,
         }
     }
 }
+
+/// Stack of the compiler thread.
+const COMPILE_STACK: usize = 256 << 20;
 
 /// A compiled constraint, ready to start any number of requests.
 pub struct CompiledGrammar {
@@ -129,6 +135,10 @@ impl GrammarEngine {
         if text.len() > self.limits.max_spec_bytes {
             return Err(GrammarError::TooLarge { bytes: text.len(), limit: self.limits.max_spec_bytes });
         }
+        let refs = count_refs(spec);
+        if refs > self.limits.max_refs {
+            return Err(GrammarError::TooManyRefs { refs, limit: self.limits.max_refs });
+        }
         let key: [u8; 32] = Sha256::digest(&text).into();
         if let Some(g) = self.cached(&key) {
             return Ok(g);
@@ -172,6 +182,9 @@ impl GrammarEngine {
         let factory = self.factory.clone();
         std::thread::Builder::new()
             .name("grammar-compile".into())
+            // The schema compiler recurses along `$ref` chains and nesting;
+            // only touched pages cost memory, and `max_refs` bounds depth.
+            .stack_size(COMPILE_STACK)
             .spawn(move || {
                 let r = catch_unwind(AssertUnwindSafe(|| compile_and_probe(&factory, grammar)));
                 let _ =
@@ -216,4 +229,25 @@ fn clean(msg: &str) -> String {
         s.push('…');
     }
     s
+}
+
+/// `$ref` keys anywhere in the constraint's schemas.
+fn count_refs(spec: &GrammarSpec) -> usize {
+    fn walk(v: &serde_json::Value, n: &mut usize) {
+        match v {
+            serde_json::Value::Object(m) => {
+                *n += usize::from(m.contains_key("$ref"));
+                m.values().for_each(|x| walk(x, n));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, n)),
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    match spec {
+        GrammarSpec::JsonSchema { schema, .. } => walk(schema, &mut n),
+        GrammarSpec::ToolCalls { tools, .. } => tools.iter().for_each(|t| walk(&t.parameters, &mut n)),
+        GrammarSpec::JsonObject | GrammarSpec::Regex { .. } | GrammarSpec::Lark { .. } => {}
+    }
+    n
 }

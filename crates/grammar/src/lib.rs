@@ -30,6 +30,8 @@ pub enum GrammarError {
     Unsatisfiable,
     #[error("the constraint is {bytes} bytes; the limit is {limit}")]
     TooLarge { bytes: usize, limit: usize },
+    #[error("the schema has {refs} `$ref`s; the limit is {limit}")]
+    TooManyRefs { refs: usize, limit: usize },
     #[error("compiling the constraint took longer than {0:?}")]
     Timeout(Duration),
     /// The vocabulary could not be turned into a token trie.
@@ -46,7 +48,10 @@ pub enum GrammarError {
 impl GrammarError {
     /// Errors caused by the request rather than the server.
     pub fn is_client_error(&self) -> bool {
-        matches!(self, Self::Invalid(_) | Self::Unsatisfiable | Self::TooLarge { .. } | Self::Timeout(_))
+        matches!(
+            self,
+            Self::Invalid(_) | Self::Unsatisfiable | Self::TooLarge { .. } | Self::TooManyRefs { .. } | Self::Timeout(_)
+        )
     }
 }
 

@@ -319,3 +319,24 @@ fn auto_tool_choice_takes_a_bare_call_at_the_start() {
     let v: Value = serde_json::from_slice(&out).expect("a bare call is JSON");
     assert!(v["arguments"].is_object(), "{v}");
 }
+
+/// A `$ref` chain: within the limit it compiles on the compiler thread's
+/// stack; past it, a clear refusal.
+fn ref_chain(depth: usize) -> Value {
+    let mut defs = serde_json::Map::new();
+    for i in 0..depth {
+        defs.insert(format!("d{i}"), json!({"type": "object", "properties": {"next": {"$ref": format!("#/$defs/d{}", i + 1)}}}));
+    }
+    defs.insert(format!("d{depth}"), json!({"type": "integer"}));
+    json!({"$defs": defs, "$ref": "#/$defs/d0"})
+}
+
+#[test]
+fn deep_ref_chains_are_bounded() {
+    let e = engine();
+    let t = Instant::now();
+    let _ = e.compile(&GrammarSpec::JsonSchema { schema: ref_chain(900), strict: false });
+    let err = assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: ref_chain(5_000), strict: false });
+    assert!(matches!(err, GrammarError::TooManyRefs { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}

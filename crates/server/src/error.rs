@@ -153,7 +153,7 @@ fn grammar_shape(e: &GrammarError) -> ErrorShape {
     let code = match e {
         GrammarError::Invalid(_) => "invalid_grammar",
         GrammarError::Unsatisfiable => "unsatisfiable_grammar",
-        GrammarError::TooLarge { .. } => "grammar_too_large",
+        GrammarError::TooLarge { .. } | GrammarError::TooManyRefs { .. } => "grammar_too_large",
         GrammarError::Timeout(_) => "grammar_timeout",
         GrammarError::Vocabulary(_) | GrammarError::Stuck(_) | GrammarError::Internal(_) => {
             return shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, "grammar_error");

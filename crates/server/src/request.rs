@@ -88,6 +88,9 @@ struct StreamOptions {
 struct AugurExt {
     spec: Option<SpecExt>,
     grammar: Option<GrammarExt>,
+    /// `false`: render tools and read calls, but do not constrain decoding
+    /// (to measure what the constraint changes).
+    constrain: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +164,12 @@ impl RawRequest {
             mentions_json,
         }
         .resolve()
+        .map(|mut s| {
+            if self.augur.as_ref().and_then(|a| a.constrain) == Some(false) {
+                s.constraint = None;
+            }
+            s
+        })
     }
 
     pub fn model(&self) -> Option<&str> {
@@ -571,7 +580,7 @@ impl RawRequest {
 
     /// A role's speculation settings, unless the request chose its own.
     pub fn apply_spec(&mut self, mode: Option<SpecMode>, max: Option<usize>) {
-        let ext = self.augur.get_or_insert(AugurExt { spec: None, grammar: None });
+        let ext = self.augur.get_or_insert(AugurExt { spec: None, grammar: None, constrain: None });
         let spec = ext.spec.get_or_insert(SpecExt { mode: None, max: None, fast_forward: None });
         spec.mode = spec.mode.or(mode);
         if spec.max.is_none() {
