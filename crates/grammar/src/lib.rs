@@ -50,7 +50,11 @@ impl GrammarError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            Self::Invalid(_) | Self::Unsatisfiable | Self::TooLarge { .. } | Self::TooManyRefs { .. } | Self::Timeout(_)
+            Self::Invalid(_)
+                | Self::Unsatisfiable
+                | Self::TooLarge { .. }
+                | Self::TooManyRefs { .. }
+                | Self::Timeout(_)
         )
     }
 }

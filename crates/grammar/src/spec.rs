@@ -51,12 +51,16 @@ pub struct ToolFormat {
     pub open: String,
     pub close: String,
     pub separator: String,
+    /// Admit several calls in one answer. Off by default: small models
+    /// forced into a call format tend to repeat the call until the token
+    /// limit when the grammar lets them.
+    pub parallel: bool,
 }
 
 impl ToolFormat {
-    /// Hermes style, used by Qwen2.5 and many others.
+    /// Hermes style, used by Qwen2.5 and many others; one call per answer.
     pub fn hermes() -> Self {
-        Self { open: "<tool_call>\n".into(), close: "\n</tool_call>".into(), separator: "\n".into() }
+        Self { open: "<tool_call>\n".into(), close: "\n</tool_call>".into(), separator: "\n".into(), parallel: false }
     }
 }
 
@@ -157,8 +161,13 @@ fn tool_grammar(tools: &[ToolDef], choice: &ToolChoice, format: &ToolFormat) -> 
             let rest = if rest.is_empty() { String::new() } else { lark_literal(rest) };
             format!("start: {rest} body {close}\nbody: %json {body}\n")
         }
-        ToolChoice::Required => format!("start: call ({sep} call)*\ncall: {open} body {close}\nbody: %json {body}\n"),
-        ToolChoice::Named(_) => format!("start: {open} body {close}\nbody: %json {body}\n"),
+        // A trailing separator may end the answer: a model that wants a
+        // newline after its call must not be pushed into another call.
+        ToolChoice::Required if format.parallel => {
+            format!("start: call ({sep} call)* {sep}?\ncall: {open} body {close}\nbody: %json {body}\n")
+        }
+        ToolChoice::Required => format!("start: {open} body {close} {sep}?\nbody: %json {body}\n"),
+        ToolChoice::Named(_) => format!("start: {open} body {close} {sep}?\nbody: %json {body}\n"),
     };
     let auto = matches!(choice, ToolChoice::Auto).then(|| AutoPlan {
         trigger: auto_trigger(format).as_bytes().to_vec(),

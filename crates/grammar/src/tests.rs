@@ -325,7 +325,10 @@ fn auto_tool_choice_takes_a_bare_call_at_the_start() {
 fn ref_chain(depth: usize) -> Value {
     let mut defs = serde_json::Map::new();
     for i in 0..depth {
-        defs.insert(format!("d{i}"), json!({"type": "object", "properties": {"next": {"$ref": format!("#/$defs/d{}", i + 1)}}}));
+        defs.insert(
+            format!("d{i}"),
+            json!({"type": "object", "properties": {"next": {"$ref": format!("#/$defs/d{}", i + 1)}}}),
+        );
     }
     defs.insert(format!("d{depth}"), json!({"type": "integer"}));
     json!({"$defs": defs, "$ref": "#/$defs/d0"})

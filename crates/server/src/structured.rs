@@ -153,7 +153,9 @@ impl Inputs<'_> {
 
     fn tool_structure(&self, tools: Vec<(ToolDef, Value)>, choice: Choice) -> Structured {
         let (defs, shown): (Vec<ToolDef>, Vec<Value>) = tools.into_iter().unzip();
-        let parallel = self.parallel_tool_calls.unwrap_or(true);
+        // OpenAI defaults to parallel calls; augur admits several calls only
+        // when asked explicitly (see `ToolFormat::parallel`).
+        let parallel = self.parallel_tool_calls == Some(true);
         let choice = match choice {
             Choice::Named(n) => ToolChoice::Named(n),
             Choice::Required => ToolChoice::Required,
@@ -162,7 +164,8 @@ impl Inputs<'_> {
         // A named call is exactly one call by its grammar already.
         let stop_after = (!parallel && !matches!(choice, ToolChoice::Named(_))).then_some(CALL_CLOSE);
         let tool_names = defs.iter().map(|d| d.name.clone()).collect();
-        let spec = GrammarSpec::ToolCalls { tools: defs, choice, format: ToolFormat::hermes() };
+        let format = ToolFormat { parallel, ..ToolFormat::hermes() };
+        let spec = GrammarSpec::ToolCalls { tools: defs, choice, format };
         Structured {
             constraint: Some(Constraint { spec, param: "tools" }),
             tools: Some(Value::Array(shown)),
@@ -324,7 +327,7 @@ mod tests {
         let s = Inputs { tools: Some(&t), ..Inputs::default() }.resolve().unwrap();
         let c = s.constraint.unwrap();
         assert!(matches!(c.spec, GrammarSpec::ToolCalls { choice: ToolChoice::Auto, .. }));
-        assert!(s.parse_calls && s.stop_after.is_none());
+        assert!(s.parse_calls && s.stop_after == Some(CALL_CLOSE), "one call unless parallel calls are asked for");
         assert_eq!(s.tools.unwrap()[0]["function"]["name"], "weather");
     }
 
