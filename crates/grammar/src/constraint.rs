@@ -64,6 +64,8 @@ pub struct Constraint {
     mask: SimpleVob,
     ff: Vec<u32>,
     scratch: Vec<u32>,
+    /// Bytes replayed by `prefix_before_trigger` (reused).
+    probe: Vec<u8>,
     stats: ConstraintStats,
 }
 
@@ -88,6 +90,7 @@ impl Constraint {
             mask: SimpleVob::new(),
             ff: Vec::new(),
             scratch: Vec::new(),
+            probe: Vec::new(),
             stats: ConstraintStats::default(),
         }
     }
@@ -236,12 +239,16 @@ impl Constraint {
     }
 
     fn prefix_before_trigger(&mut self, draft: &[Token]) -> usize {
-        let Some(trigger) = self.trigger.as_ref() else { return draft.len() };
-        let Some(env) = self.env.as_ref() else { return 0 };
-        let mut probe = Trigger { pattern: trigger.pattern.clone(), tail: trigger.tail.clone() };
+        let (Some(trigger), Some(env)) = (self.trigger.as_ref(), self.env.as_ref()) else { return draft.len() };
+        // Replays the drafted bytes after the current tail in a reused
+        // buffer: this runs every step while waiting for a call.
+        let probe = &mut self.probe;
+        probe.clear();
+        probe.extend_from_slice(&trigger.tail);
         for (i, &t) in draft.iter().enumerate() {
             let Ok(t) = u32::try_from(t) else { return i };
-            if probe.feed(env.tok_trie().token(t)) {
+            probe.extend_from_slice(env.tok_trie().token(t));
+            if probe.ends_with(&trigger.pattern) {
                 return i + 1;
             }
         }

@@ -31,6 +31,16 @@ pub enum VocabToken {
     Control(String),
 }
 
+impl VocabToken {
+    /// The bytes the trie stores for this token.
+    fn trie_word(&self) -> Vec<u8> {
+        match self {
+            VocabToken::Text(b) => b.clone(),
+            VocabToken::Control(name) => [&[SPECIAL][..], name.as_bytes()].concat(),
+        }
+    }
+}
+
 struct Env {
     trie: TokTrie,
     tokenize: Arc<TokenizeFn>,
@@ -57,19 +67,7 @@ pub(crate) fn tok_env(vocab: Vocabulary) -> Result<TokEnv, GrammarError> {
     if n == 0 || vocab.eos >= n {
         return Err(GrammarError::Vocabulary(format!("end token {} outside a vocabulary of {n}", vocab.eos)));
     }
-    let words: Vec<Vec<u8>> = vocab
-        .tokens
-        .into_iter()
-        .map(|t| match t {
-            VocabToken::Text(b) => b,
-            VocabToken::Control(name) => {
-                let mut w = Vec::with_capacity(name.len() + 1);
-                w.push(SPECIAL);
-                w.extend_from_slice(name.as_bytes());
-                w
-            }
-        })
-        .collect();
+    let words: Vec<Vec<u8>> = vocab.tokens.iter().map(VocabToken::trie_word).collect();
     let mut info = TokRxInfo::new(n, vocab.eos);
     info.tok_end_of_turn = Some(vocab.eos);
     let trie = TokTrie::from(&info, &words);
@@ -90,13 +88,7 @@ pub mod test_vocab {
         }
         tokens.push(VocabToken::Control("<|end|>".into()));
         let eos = (tokens.len() - 1) as u32;
-        let words: Vec<Vec<u8>> = tokens
-            .iter()
-            .map(|t| match t {
-                VocabToken::Text(b) => b.clone(),
-                VocabToken::Control(n) => [&[SPECIAL][..], n.as_bytes()].concat(),
-            })
-            .collect();
+        let words: Vec<Vec<u8>> = tokens.iter().map(VocabToken::trie_word).collect();
         let trie = TokTrie::from(&TokRxInfo::new(words.len() as u32, eos), &words);
         let tokenize: Arc<TokenizeFn> = Arc::new(move |s: &[u8]| Some(trie.greedy_tokenize(s)));
         Vocabulary { tokens, eos, tokenize }

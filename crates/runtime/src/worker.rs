@@ -54,7 +54,6 @@ impl TokenStream {
     }
 }
 
-// --- issue 9: streams fed by other producers (remote backends) ---
 impl TokenStream {
     /// A stream whose events come from another producer, such as a remote
     /// OpenAI backend. Dropping it sets `cancel`, which the producer polls.
@@ -62,7 +61,6 @@ impl TokenStream {
         TokenStream { rx, cancel }
     }
 }
-// --- end issue 9 ---
 
 impl Drop for TokenStream {
     fn drop(&mut self) {

@@ -37,7 +37,6 @@ pub async fn respond(state: AppState, spec: GenSpec, arrived: Instant) -> Result
     respond_on(state, served, spec, arrived).await
 }
 
-// --- issue 9: a request served by a role's backend (local or remote) ---
 /// Where a request runs and how its response is labelled.
 pub struct Served {
     pub engine: Engine,
@@ -132,7 +131,6 @@ async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenSt
         }
     }
 }
-// --- end issue 9 ---
 
 /// Compile the constraint, render and tokenise off the async threads, and
 /// check the context, so a bad schema or an oversize request is a 400

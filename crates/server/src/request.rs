@@ -518,7 +518,6 @@ fn spec_options(ext: Option<&AugurExt>) -> Result<SpecOptions, ServerError> {
     Ok(SpecOptions { mode: spec.mode, max, fast_forward: spec.fast_forward })
 }
 
-// --- issue 9: hooks for roles (routing text, role defaults, JSON check) ---
 impl RawRequest {
     /// What routing reads: the last user message, or the completion prompt.
     pub fn routing_text(&self) -> String {
@@ -598,7 +597,6 @@ pub struct RoleDefaults {
     pub min_p: Option<f64>,
     pub max_tokens: Option<u32>,
 }
-// --- end issue 9 ---
 
 #[cfg(test)]
 mod tests {
