@@ -8,7 +8,8 @@ use augur_engine::{ChatMessage, ContextParams, ModelParams};
 use augur_gguf::MetaOverride;
 use augur_grammar::GrammarSpec;
 use augur_runtime::{
-    Backend, Completion, DraftConfig, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecSettings, WorkerConfig,
+    Backend, Completion, DraftConfig, Event, GenerateRequest, ModelWorker, PrefixReuse, Prompt, SpecMode, SpecSettings,
+    WorkerConfig,
 };
 use augur_sampling::SamplingParams;
 use augur_store::Store;
@@ -28,8 +29,9 @@ pub struct ModelArgs {
     /// Context size in tokens.
     #[arg(short = 'c', long, default_value_t = 4096)]
     pub ctx_size: u32,
-    /// Largest number of tokens decoded in one call (prefill chunk size).
-    #[arg(short = 'b', long, default_value_t = 512)]
+    /// Largest number of tokens decoded in one call: the prefill chunk, and
+    /// the granularity of prefix reuse.
+    #[arg(short = 'b', long, default_value_t = augur_engine::DEFAULT_BATCH)]
     pub batch_size: u32,
     /// Metadata override KEY=TYPE:VALUE (int, float, bool, str), repeatable,
     /// e.g. qwen2moe.expert_used_count=int:4.
@@ -52,6 +54,29 @@ pub struct ModelArgs {
     /// Longest draft per step.
     #[arg(long, default_value_t = 16)]
     pub spec_max: usize,
+    /// KV kept between requests: off; prompt (the last prompt's full prefill
+    /// chunks); conversation (also the last answer, prefilled while idle, so
+    /// the next turn prefills only its new message). Reuse never changes an
+    /// output: only KV a cold prefill would compute identically is reused.
+    #[arg(long, value_enum, default_value = "conversation")]
+    pub prefix_cache: PrefixArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefixArg {
+    Off,
+    Prompt,
+    Conversation,
+}
+
+impl From<PrefixArg> for PrefixReuse {
+    fn from(a: PrefixArg) -> Self {
+        match a {
+            PrefixArg::Off => PrefixReuse::Off,
+            PrefixArg::Prompt => PrefixReuse::Prompt,
+            PrefixArg::Conversation => PrefixReuse::Conversation,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +140,7 @@ impl ModelArgs {
             draft,
             calibration_dir: store.root().parent().map(|p| p.join("calibration")),
             suffix_store: store.root().parent().map(|p| p.join("suffix").join(format!("{stem}.bin"))),
+            prefix_cache: self.prefix_cache.into(),
             ..WorkerConfig::new(name, path)
         })
     }

@@ -231,11 +231,49 @@ fn check_big_headers(s: &Server) {
     }
 }
 
+/// The next turn of a chat, and a repeated request, reuse the cached
+/// prompt: `cached_tokens` says so, and the repeated answer is unchanged.
+fn check_prefix_reuse(s: &Server) {
+    let system = "You answer questions about colours, briefly and precisely. ".repeat(40);
+    let mut messages =
+        vec![json!({"role": "system", "content": system}), json!({"role": "user", "content": "Name a colour."})];
+    let ask = |messages: &[serde_json::Value]| {
+        let r = s.post_json(
+            "/v1/chat/completions",
+            &json!({"model": MODEL, "messages": messages, "max_tokens": 8, "temperature": 0}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+        (
+            v["choices"][0]["message"]["content"].as_str().unwrap().to_string(),
+            cached,
+            v["usage"]["prompt_tokens"].as_u64().unwrap(),
+        )
+    };
+    let (first, _, prompt) = ask(&messages);
+    let (again, cached, _) = ask(&messages);
+    assert_eq!(again, first, "a repeated request changed its answer");
+    assert!(cached > 0 && cached < prompt, "repeated prompt of {prompt} tokens: {cached} cached");
+    messages.push(json!({"role": "assistant", "content": first}));
+    messages.push(json!({"role": "user", "content": "Another one?"}));
+    let (_, cached, _) = ask(&messages);
+    assert!(cached >= prompt / 2, "next turn reused {cached} of the {prompt}-token first turn");
+    let metrics = s.get("/metrics").text();
+    let total: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("augur_cached_prompt_tokens_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(total >= cached as f64, "metrics: {total} cached prompt tokens");
+}
+
 #[test]
 fn api_shapes_auth_and_bad_requests() {
     let mut s = Server::start(&["--queue", "4"], true);
     check_auth(&s);
     check_shapes(&s);
+    check_prefix_reuse(&s);
     check_bad_requests(&s);
     check_limits(&s);
     assert!(s.is_running(), "server died:\n{}", s.log());

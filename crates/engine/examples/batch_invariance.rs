@@ -20,8 +20,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let long: Vec<i32> = std::iter::repeat_n(toks.iter().copied(), 6).flatten().collect();
         let (prompt, rest) = long.split_at(long.len() - 64);
         let rest = &rest[..rest.len().min(64)];
-        let params =
-            ContextParams { n_ctx: 1024, threads, threads_batch: threads, flash_attn: fa, ..Default::default() };
+        let params = ContextParams {
+            n_ctx: 1024,
+            n_batch: 512,
+            threads,
+            threads_batch: threads,
+            flash_attn: fa,
+            ..Default::default()
+        };
         let mut ctx = Context::new(model.clone(), &params)?;
         let reference = run(&mut ctx, prompt, rest, 1)?;
         for k in [1usize, 2, 3, 4, 8, 16, 32, 64] {

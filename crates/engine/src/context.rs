@@ -13,12 +13,18 @@ use crate::batch::Batch;
 use crate::error::{EngineError, Result};
 use crate::model::Model;
 
+/// Default prefill chunk (see `ContextParams::n_batch`).
+pub const DEFAULT_BATCH: u32 = 128;
+
 /// Context settings.
 #[derive(Debug, Clone)]
 pub struct ContextParams {
     /// KV cache size in tokens.
     pub n_ctx: u32,
-    /// Largest batch one decode call takes.
+    /// Largest batch one decode call takes; also the prefill chunk, and so
+    /// the granularity of prefix reuse (only whole aligned chunks are
+    /// reused). Small enough that a chat turn reuses most of the last one,
+    /// large enough that prefill speed does not suffer.
     pub n_batch: u32,
     /// Physical micro-batch; larger batches are split into these.
     pub n_ubatch: u32,
@@ -37,8 +43,8 @@ impl Default for ContextParams {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
         Self {
             n_ctx: 4096,
-            n_batch: 512,
-            n_ubatch: 512,
+            n_batch: DEFAULT_BATCH,
+            n_ubatch: DEFAULT_BATCH,
             n_seq_max: 1,
             threads,
             threads_batch: threads,
@@ -72,6 +78,7 @@ pub struct Context {
     model: Arc<Model>,
     abort: Arc<AtomicBool>,
     n_ctx: u32,
+    n_batch: u32,
     n_seq_max: u32,
     n_outputs: usize,
     _not_sync: PhantomData<std::cell::Cell<()>>,
@@ -123,7 +130,16 @@ impl Context {
         };
         // SAFETY: live context.
         let n_ctx = unsafe { sys::llama_n_ctx(ptr.as_ptr()) };
-        Ok(Context { ptr, model, abort, n_ctx, n_seq_max: params.n_seq_max, n_outputs: 0, _not_sync: PhantomData })
+        Ok(Context {
+            ptr,
+            model,
+            abort,
+            n_ctx,
+            n_batch: params.n_batch,
+            n_seq_max: params.n_seq_max,
+            n_outputs: 0,
+            _not_sync: PhantomData,
+        })
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -132,6 +148,11 @@ impl Context {
 
     pub fn n_ctx(&self) -> u32 {
         self.n_ctx
+    }
+
+    /// Most tokens one `decode` takes.
+    pub fn n_batch(&self) -> u32 {
+        self.n_batch
     }
 
     pub fn abort_handle(&self) -> AbortHandle {
@@ -154,6 +175,10 @@ impl Context {
     pub fn decode(&mut self, batch: &Batch) -> Result<DecodeTiming> {
         if batch.is_empty() {
             return Ok(DecodeTiming { n_tokens: 0, elapsed: Duration::ZERO });
+        }
+        // llama.cpp aborts the process on a batch over n_batch.
+        if batch.len() > self.n_batch as usize {
+            return Err(EngineError::BatchFull { capacity: self.n_batch as usize });
         }
         let n_vocab = self.model.n_vocab();
         if let Some(&bad) = batch.tokens().iter().find(|&&t| t < 0 || t >= n_vocab) {

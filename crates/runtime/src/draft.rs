@@ -30,10 +30,16 @@ impl DraftModel {
         Ok(Self { ctx, batch, kv: Vec::new(), min_confidence, cost_per_token: 0.0, failed: false })
     }
 
-    /// Tokens of `history` its cache has not seen: what the next proposal
-    /// must decode before drafting (history only grows within a request).
+    /// Tokens of `history` its cache does not hold: what the next proposal
+    /// must decode before drafting.
     pub fn lag(&self, history: &[Token]) -> usize {
-        history.len().saturating_sub(self.kv.len())
+        history.len() - common_prefix(&self.kv, history)
+    }
+
+    /// A new request: the cache is kept (the next sync re-decodes only what
+    /// differs), and a failure of the last request is forgotten.
+    pub fn begin_request(&mut self) {
+        self.failed = false;
     }
 
     pub fn model(&self) -> &Arc<Model> {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use augur_engine::{Batch, Context, Detokenizer, Model};
 use augur_sampling::Token;
 
+use crate::prefix::PrefixCache;
 use crate::request::{Event, FinishReason, GenerateRequest, Usage};
 use crate::stop::{StopMatcher, StopState};
 use crate::RuntimeError;
@@ -17,18 +18,19 @@ pub trait Sink {
     fn is_closed(&self) -> bool;
 }
 
-/// Decode `tokens` at positions `start..` of sequence 0 in chunks of the
-/// batch size, asking for logits of the last token only. Returns the batch
-/// index of that token's logits.
+/// Decode `tokens` at positions `start..` of sequence 0, asking for logits
+/// of the last token only. Chunks of the batch size are aligned to absolute
+/// positions (`PrefixCache::schedule`), so a token's KV depends only on the
+/// tokens up to its chunk's end, never on where this call started: that is
+/// what makes a cached prefix reusable without changing the output. Returns
+/// the batch index of the last token's logits.
 pub fn prefill(ctx: &mut Context, batch: &mut Batch, tokens: &[Token], start: usize) -> Result<usize, RuntimeError> {
     let mut last = 0;
-    let chunk = batch.capacity();
-    for (c, part) in tokens.chunks(chunk).enumerate() {
+    let end = start + tokens.len();
+    for (a, b) in PrefixCache::schedule(batch.capacity(), start, end) {
         batch.clear();
-        let base = start + c * chunk;
-        for (i, &t) in part.iter().enumerate() {
-            let is_last = base + i + 1 == start + tokens.len();
-            last = batch.add(t, pos(base + i)?, &[0], is_last)?;
+        for (i, &t) in tokens[a - start..b - start].iter().enumerate() {
+            last = batch.add(t, pos(a + i)?, &[0], a + i + 1 == end)?;
         }
         ctx.decode(batch)?;
     }

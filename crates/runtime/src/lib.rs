@@ -8,6 +8,7 @@ mod draft;
 mod error;
 pub mod generate;
 pub mod grammar;
+pub mod prefix;
 mod request;
 pub mod speculate;
 pub mod stop;
@@ -15,8 +16,9 @@ mod worker;
 
 pub use calibrate::{invariant_batch, machine_id};
 pub use error::RuntimeError;
+pub use prefix::PrefixCache;
 pub use request::{
     tokens_per_sec, Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage,
 };
 pub use speculate::{DraftPolicy, SpecSettings, SpecStats};
-pub use worker::{prepare, Backend, DraftConfig, ModelWorker, TokenStream, WorkerConfig};
+pub use worker::{prepare, Backend, DraftConfig, ModelWorker, PrefixReuse, TokenStream, WorkerConfig};

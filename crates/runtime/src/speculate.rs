@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::draft::DraftModel;
 use crate::generate::{pos, prefill, Clock, Emitter, Sink};
+use crate::prefix::PrefixCache;
 use crate::request::{Completion, GenerateRequest, SpecMode};
 use crate::RuntimeError;
 
@@ -402,10 +403,15 @@ fn plain_unknown() -> Plan {
 }
 
 /// One request through the speculative loop.
+///
+/// The KV of `prefix` is reused where the prompt starts with it; the rest is
+/// prefilled in the same aligned chunks a cold prefill uses, and `prefix`
+/// then holds this prompt's full chunks.
 pub fn generate(
     ctx: &mut Context,
     batch: &mut Batch,
     spec: &mut Speculator,
+    prefix: &mut PrefixCache,
     prompt: &[Token],
     req: &GenerateRequest,
     sink: &mut dyn Sink,
@@ -416,13 +422,17 @@ pub fn generate(
     let fast_forward = req.spec.fast_forward.unwrap_or(true);
     let limit_max = req.spec.max.unwrap_or(spec.settings.spec_max);
     let start = Instant::now();
-    ctx.kv_remove(0, -1, -1)?;
+    let reused = prefix.reusable(prompt);
+    prefix.truncate(reused);
+    ctx.kv_remove(0, pos(reused)?, -1)?;
     if let Some(d) = spec.draft_model.as_mut() {
-        d.reset();
+        // Its cache stays: it catches up from the common prefix.
+        d.begin_request();
     }
     spec.lookup.reset();
     spec.suffix.reset();
-    let last = prefill(ctx, batch, prompt, 0)?;
+    let last = prefill(ctx, batch, &prompt[reused..], reused)?;
+    prefix.record(prompt);
     let clock = Clock { start, prefill_done: Instant::now() };
     let mut em = Emitter::new(&model, req);
     let mut stats = SpecStats { mode: Some(mode), ..SpecStats::default() };
@@ -455,7 +465,7 @@ pub fn generate(
         n_kv += verdict.accepted + 1;
         finish = em.accept(&history[new_from..], sink);
     }
-    let usage = clock.usage(prompt.len(), 0, &em);
+    let usage = clock.usage(prompt.len(), reused, &em);
     if matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
         // Later requests draft from this one's output (the prompt stays private).
         let _ = spec.suffix.finish_request(&em.tokens);

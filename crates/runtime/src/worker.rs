@@ -16,6 +16,7 @@ use augur_grammar::GrammarEngine;
 use crate::draft::DraftModel;
 use crate::generate::Sink;
 use crate::grammar::LazyGrammar;
+use crate::prefix::PrefixCache;
 use crate::request::{Event, GenerateRequest, Prompt, SpecMode};
 use crate::speculate::{self, SpecSettings, Speculator};
 use crate::RuntimeError;
@@ -83,6 +84,23 @@ pub struct WorkerConfig {
     pub calibration_dir: Option<PathBuf>,
     /// Where the global suffix tree of this model is persisted.
     pub suffix_store: Option<PathBuf>,
+    /// What KV is kept for the next request.
+    pub prefix_cache: PrefixReuse,
+}
+
+/// What a worker keeps in its KV cache between requests. Reuse never
+/// changes an output: only KV computed exactly as a cold prefill would
+/// compute it is reused (see `prefix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrefixReuse {
+    /// Every request prefills its whole prompt.
+    Off,
+    /// Keep the last prompt's full prefill chunks.
+    Prompt,
+    /// Also, while idle, prefill the last answer into the cache, so the
+    /// next turn of the same conversation prefills only its new message.
+    #[default]
+    Conversation,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +122,7 @@ impl WorkerConfig {
             draft: None,
             calibration_dir: None,
             suffix_store: None,
+            prefix_cache: PrefixReuse::default(),
         }
     }
 }
@@ -120,6 +139,11 @@ pub struct ModelWorker {
     n_ctx: u32,
     jobs: Option<SyncSender<Job>>,
     waiting: Arc<AtomicUsize>,
+    /// Set when a job is submitted: stops idle work (prefilling the last
+    /// answer) so the job does not wait for it.
+    has_work: Arc<AtomicBool>,
+    /// Set while the thread runs a job or idle work.
+    busy: Arc<AtomicBool>,
     queue: usize,
     thread: Option<JoinHandle<()>>,
     grammar: LazyGrammar,
@@ -133,11 +157,13 @@ impl ModelWorker {
         let (jobs_tx, jobs_rx) = sync_channel::<Job>(cfg.queue.max(1));
         let (ready_tx, ready_rx) = sync_channel::<Result<(Arc<Model>, u32), String>>(1);
         let waiting = Arc::new(AtomicUsize::new(0));
-        let w = waiting.clone();
+        let has_work = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(true));
+        let signals = Signals { waiting: waiting.clone(), has_work: has_work.clone(), busy: busy.clone() };
         let c = cfg.clone();
         let thread = std::thread::Builder::new()
             .name(format!("augur-model-{}", cfg.name))
-            .spawn(move || worker_main(c, jobs_rx, ready_tx, w))
+            .spawn(move || worker_main(c, jobs_rx, ready_tx, signals))
             .map_err(|e| RuntimeError::LoadFailed(e.to_string()))?;
         let (model, n_ctx) = match ready_rx.recv() {
             Ok(Ok(v)) => v,
@@ -150,6 +176,8 @@ impl ModelWorker {
             n_ctx,
             jobs: Some(jobs_tx),
             waiting,
+            has_work,
+            busy,
             queue: cfg.queue.max(1),
             thread: Some(thread),
             grammar: LazyGrammar::default(),
@@ -159,10 +187,16 @@ impl ModelWorker {
     pub fn info(&self) -> &ModelInfo {
         self.model.info()
     }
+
+    /// True when no job is queued or running and no idle work is going on.
+    pub fn is_idle(&self) -> bool {
+        !self.busy.load(Ordering::SeqCst) && self.waiting.load(Ordering::SeqCst) == 0
+    }
 }
 
 impl Drop for ModelWorker {
     fn drop(&mut self) {
+        self.has_work.store(true, Ordering::SeqCst);
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -187,7 +221,8 @@ impl Backend for ModelWorker {
         let (tx, rx) = mpsc::channel(EVENTS_IN_FLIGHT);
         let cancel = Arc::new(AtomicBool::new(false));
         let jobs = self.jobs.as_ref().ok_or(RuntimeError::WorkerGone)?;
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.has_work.store(true, Ordering::SeqCst);
         match jobs.try_send(Job { req, tx, cancel: cancel.clone() }) {
             Ok(()) => Ok(TokenStream { rx, cancel }),
             Err(e) => {
@@ -211,30 +246,93 @@ impl Backend for ModelWorker {
 
 type Ready = SyncSender<Result<(Arc<Model>, u32), String>>;
 
-fn worker_main(cfg: WorkerConfig, jobs: Receiver<Job>, ready: Ready, waiting: Arc<AtomicUsize>) {
-    let loaded = load(&cfg);
-    let (mut ctx, mut batch, mut spec) = match loaded {
+/// How the submitting side tells the worker thread about new work.
+struct Signals {
+    waiting: Arc<AtomicUsize>,
+    has_work: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Clear the work flag unless a job is already waiting; true when idle.
+    /// Submit raises `waiting` before the flag, so a job that arrives after
+    /// this check still raises the flag and stops the idle work.
+    fn begin_idle(&self) -> bool {
+        self.has_work.store(false, Ordering::SeqCst);
+        self.waiting.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// What the worker thread owns: the context and everything kept across
+/// requests.
+struct Slot {
+    ctx: Context,
+    batch: Batch,
+    spec: Speculator,
+    prefix: PrefixCache,
+    /// Prompt + output of the last successful request (buffer reused).
+    history: Vec<Token>,
+}
+
+fn worker_main(cfg: WorkerConfig, jobs: Receiver<Job>, ready: Ready, signals: Signals) {
+    let mut slot = match load(&cfg) {
         Ok(v) => v,
         Err(e) => {
             let _ = ready.send(Err(e.to_string()));
             return;
         }
     };
-    if ready.send(Ok((ctx.model().clone(), ctx.n_ctx()))).is_err() {
+    if ready.send(Ok((slot.ctx.model().clone(), slot.ctx.n_ctx()))).is_err() {
         return;
     }
     drop(ready);
-    while let Ok(job) = jobs.recv() {
-        waiting.fetch_sub(1, Ordering::Relaxed);
+    loop {
+        signals.busy.store(false, Ordering::SeqCst);
+        let Ok(job) = jobs.recv() else { break };
+        signals.busy.store(true, Ordering::SeqCst);
+        signals.waiting.fetch_sub(1, Ordering::SeqCst);
         let uses_suffix = matches!(job.req.spec.mode.unwrap_or(cfg.spec.mode), SpecMode::Suffix | SpecMode::Auto);
-        run_job(&mut ctx, &mut batch, &mut spec, job);
+        let done = run_job(&mut slot, cfg.prefix_cache, job);
         if let (true, Some(path)) = (uses_suffix, cfg.suffix_store.as_deref()) {
-            spec.save_suffix(path);
+            slot.spec.save_suffix(path);
+        }
+        if done && cfg.prefix_cache == PrefixReuse::Conversation && signals.begin_idle() {
+            slot.extend_prefix(&signals.has_work);
         }
     }
 }
 
-fn load(cfg: &WorkerConfig) -> Result<(Context, Batch, Speculator), RuntimeError> {
+impl Slot {
+    /// While idle: prefill the last request's prompt and answer in aligned
+    /// chunks, so the next turn of the conversation reuses them. Stops (the
+    /// decode aborts) as soon as a job is submitted; every chunk completed
+    /// before that stays usable.
+    fn extend_prefix(&mut self, stop: &Arc<AtomicBool>) {
+        let chunk = self.prefix.chunk();
+        let start = self.prefix.len();
+        let end = self.history.len() / chunk * chunk;
+        if end <= start {
+            return;
+        }
+        self.ctx.set_cancel_flag(stop.clone());
+        if self.ctx.kv_remove(0, start as i32, -1).is_err() {
+            return;
+        }
+        for (a, b) in PrefixCache::schedule(chunk, start, end) {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match crate::generate::prefill(&mut self.ctx, &mut self.batch, &self.history[a..b], a) {
+                Ok(_) => self.prefix.record(&self.history[..b]),
+                Err(_) => break,
+            }
+        }
+        // An aborted chunk may have left cells behind.
+        let _ = self.ctx.kv_remove(0, self.prefix.len() as i32, -1);
+    }
+}
+
+fn load(cfg: &WorkerConfig) -> Result<Slot, RuntimeError> {
     let model = Arc::new(Model::load(&cfg.path, &cfg.model)?);
     let draft = cfg.draft.as_ref().map(|d| load_draft(&model, d, cfg.spec.draft_min_confidence)).transpose()?;
     let mut ctx = Context::new(model, &cfg.context)?;
@@ -257,7 +355,8 @@ fn load(cfg: &WorkerConfig) -> Result<(Context, Batch, Speculator), RuntimeError
         let cost = augur_spec::CostModel::from_curve(&curve).map_err(|e| RuntimeError::LoadFailed(e.to_string()))?;
         spec.set_cost(cost, curve.invariant_batch);
     }
-    Ok((ctx, batch, spec))
+    let prefix = PrefixCache::new(batch.capacity());
+    Ok(Slot { ctx, batch, spec, prefix, history: Vec::new() })
 }
 
 /// One throwaway decode, so the first request does not pay for faulting the
@@ -319,25 +418,47 @@ impl Sink for ChannelSink {
     }
 }
 
-fn run_job(ctx: &mut Context, batch: &mut Batch, spec: &mut Speculator, job: Job) {
+/// Serve one job; true when it finished without error (its prompt and
+/// answer are then in `slot.history`).
+fn run_job(slot: &mut Slot, reuse: PrefixReuse, job: Job) -> bool {
     let mut sink = ChannelSink { tx: job.tx, cancel: job.cancel };
     // A client that left while queued costs nothing.
     if sink.is_closed() {
-        return;
+        return false;
     }
-    ctx.set_cancel_flag(sink.cancel.clone());
-    let result = prepare(ctx.model(), ctx.n_ctx(), &job.req).and_then(|prompt| {
-        sink.send(Event::Started { prompt_tokens: prompt.len(), cached_tokens: 0 });
-        speculate::generate(ctx, batch, spec, &prompt, &job.req, &mut sink)
+    slot.ctx.set_cancel_flag(sink.cancel.clone());
+    let result = prepare(slot.ctx.model(), slot.ctx.n_ctx(), &job.req).and_then(|prompt| {
+        sink.send(Event::Started { prompt_tokens: prompt.len(), cached_tokens: slot.prefix.reusable(&prompt) });
+        let done = speculate::generate(
+            &mut slot.ctx,
+            &mut slot.batch,
+            &mut slot.spec,
+            &mut slot.prefix,
+            &prompt,
+            &job.req,
+            &mut sink,
+        )?;
+        slot.history.clear();
+        slot.history.extend_from_slice(&prompt);
+        slot.history.extend_from_slice(&done.tokens);
+        Ok(done)
     });
-    // Leave the cache empty so an abandoned request holds no cells.
-    let _ = ctx.kv_remove(0, -1, -1);
+    if reuse == PrefixReuse::Off {
+        slot.prefix.clear();
+    }
+    // Keep only the reusable prefix, so an abandoned request holds no cells.
+    if slot.ctx.kv_remove(0, slot.prefix.len() as i32, -1).is_err() {
+        slot.prefix.clear();
+        slot.ctx.kv_clear();
+    }
+    let ok = result.is_ok();
     let event = match result {
         Ok(done) => Event::Done(done),
         Err(RuntimeError::Engine(augur_engine::EngineError::Aborted)) => Event::Error(RuntimeError::Cancelled),
         Err(e) => Event::Error(e),
     };
     sink.send(event);
+    ok
 }
 
 /// Tokenise the prompt and check it fits with its completion.

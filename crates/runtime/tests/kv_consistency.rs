@@ -31,7 +31,7 @@ fn cache_after_rejections_equals_a_fresh_plain_run() {
     let model = model();
     let params = ContextParams { n_ctx: 1024, ..ContextParams::default() };
     let mut ctx = Context::new(model.clone(), &params).unwrap();
-    let mut batch = Batch::new(512, 1).unwrap();
+    let mut batch = Batch::new(params.n_batch as usize, 1).unwrap();
     let settings =
         SpecSettings { mode: SpecMode::Lookup, spec_max: 6, policy: DraftPolicy::Always, ..SpecSettings::default() };
     let mut spec = Speculator::new(settings, None, None).unwrap();
@@ -48,7 +48,8 @@ fn cache_after_rejections_equals_a_fresh_plain_run() {
     let prompt = model.tokenize(&text, true, true).unwrap();
     let mut req = GenerateRequest::new(Prompt::Tokens(prompt.clone()), 160);
     req.spec = SpecOptions { mode: Some(SpecMode::Lookup), max: Some(6), ..Default::default() };
-    let done = generate(&mut ctx, &mut batch, &mut spec, &prompt, &req, &mut Discard).unwrap();
+    let mut prefix = augur_runtime::PrefixCache::new(batch.capacity());
+    let done = generate(&mut ctx, &mut batch, &mut spec, &mut prefix, &prompt, &req, &mut Discard).unwrap();
     let rejected = done.spec.drafted - done.spec.accepted;
     assert!(rejected >= 20, "want many rejections, got {rejected} of {}", done.spec.drafted);
     let gen = &done.tokens;
