@@ -21,7 +21,8 @@ import urllib.request
 
 import jsonschema
 
-import bench_rows
+sys.dont_write_bytecode = True  # no scripts/__pycache__ next to the committed scripts
+import bench_rows  # noqa: E402
 
 PATH = {"type": "string", "description": "A path relative to the repository root"}
 TOOLS = {
