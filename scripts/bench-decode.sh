@@ -1,38 +1,34 @@
 #!/usr/bin/env bash
 # augur run vs llama.cpp's llama-bench: decode and prompt tokens/s on the same
-# machine, same thread count, in one run. Prints a Markdown table and the
-# commands it ran. Usage: scripts/bench-decode.sh [THREADS] [REPS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-threads="${1:-2}"; reps="${2:-3}"
-export AUGUR_HOME="${AUGUR_HOME:-$HOME/.cache/augur}"
-bin=target/release/augur
-peers=$(../shared/peers/build-llama-cpp.sh llama-bench | tail -1)
-prompt_file=$(mktemp)
-# ~64 prompt tokens, 64 generated: the llama-bench defaults scaled down.
-python3 -c "print(' '.join(['The quick brown fox jumps over the lazy dog.']*6))" > "$prompt_file"
-median() { python3 -c "import sys,statistics; print(round(statistics.median(float(x) for x in sys.argv[1:]),2))" "$@"; }
-echo "| model | tool | prompt t/s | decode t/s |"
-echo "|---|---|---|---|"
-for m in qwen2.5-coder-1.5b qwen2.5-coder-0.5b; do
+# machine, same thread count, in one run, stored as the run labelled `decode`
+# (docs/BENCHMARKS.md, "Decode and prompt speed").
+# Usage: scripts/bench-decode.sh [THREADS] [REPS] [MODEL...]
+#   (default models: qwen2.5-coder-1.5b qwen2.5-coder-0.5b)
+# Environment: DECODE_TOKENS (64): prompt and generated tokens.
+invocation="scripts/bench-decode.sh $*"
+source "$(dirname "$0")/bench-common.sh"
+threads="${1:-2}"; reps="${2:-3}"; tokens="${DECODE_TOKENS:-64}"
+models=("${@:3}"); [ ${#models[@]} -gt 0 ] || models=(qwen2.5-coder-1.5b qwen2.5-coder-0.5b)
+peers=$(peers_bin llama-bench)
+rows=$(mktemp); prompt_file=$(mktemp)
+# ~64 prompt tokens (10 per sentence), 64 generated: the llama-bench defaults scaled down.
+make_prompt="python3 -c \"print(' '.join(['The quick brown fox jumps over the lazy dog.']*$(( (tokens + 9) / 10 ))))\""
+eval "$make_prompt" > "$prompt_file"
+row() { python3 scripts/bench_rows.py run --out "$rows" --suite decode --as "$prompt_file=PROMPT" "$@"; }
+for m in "${models[@]}"; do
   path="$AUGUR_HOME/models/$m.gguf"
   for cfg in "0 1" "1 1" "1 0"; do
-    set -- $cfg; repack=$1; fa=$2
-    out=$("$peers/llama-bench" -m "$path" -t "$threads" -p 64 -n 64 -r "$reps" --repack "$repack" -fa "$fa" -o json 2>/dev/null)
-    pp=$(echo "$out" | python3 -c "import json,sys; r=json.load(sys.stdin); print(round([x for x in r if x['n_prompt']>0][0]['avg_ts'],2))")
-    tg=$(echo "$out" | python3 -c "import json,sys; r=json.load(sys.stdin); print(round([x for x in r if x['n_gen']>0][0]['avg_ts'],2))")
-    echo "| $m | llama-bench --repack $repack -fa $fa | $pp | $tg |"
+    read -r repack fa <<<"$cfg"
+    row --prompt "$m" --model "$m" --config "llama-bench --repack $repack -fa $fa" --parse llama-bench -- \
+      "$peers/llama-bench" -m "$path" -t "$threads" -p "$tokens" -n "$tokens" -r "$reps" --repack "$repack" -fa "$fa" -o json
   done
   for flags in "" "--no-repack"; do
-    pts=(); dts=()
     for _ in $(seq "$reps"); do
-      j=$("$bin" run -m "$m" -t "$threads" -f "$prompt_file" -n 64 --json $flags 2>/dev/null)
-      pts+=("$(echo "$j" | python3 -c "import json,sys; print(json.load(sys.stdin)['prompt_tps'])")")
-      dts+=("$(echo "$j" | python3 -c "import json,sys; print(json.load(sys.stdin)['decode_tps'])")")
+      row --prompt "$m" --model "$m" --config "augur run ${flags:-(default: repack)}" --parse augur-json -- \
+        "$bin" run -m "$m" -t "$threads" -f "$prompt_file" -n "$tokens" --json $flags
     done
-    echo "| $m | augur run ${flags:-(default: repack)} | $(median "${pts[@]}") | $(median "${dts[@]}") |"
   done
 done
-echo
-echo "Commands: \`$peers/llama-bench -m MODEL -t $threads -p 64 -n 64 -r $reps --repack R -fa F -o json\`; \`augur run -m MODEL -t $threads -f PROMPT -n 64 --json [--no-repack]\` ($reps runs, median)."
-rm -f "$prompt_file"
+"$bin" bench import "$rows" --out "$results" --label decode --command "$invocation" \
+  --peer "$(peer_version "$peers")" --server-command "$make_prompt > PROMPT"
+rm -f "$rows" "$prompt_file"

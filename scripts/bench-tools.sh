@@ -2,38 +2,37 @@
 # Tool-calling workload (scripts/bench_tools.py: 24 requests, each with its
 # own tools, tool_choice "required", greedy): augur constrained against
 # unconstrained, with and without fast-forward and speculation, and
-# llama-server --jinja on the same machine, one after the other.
-# Prints one JSON line per configuration and the commands.
+# llama-server --jinja on the same machine, one after the other on one port.
+# Stored as the run labelled `tools` (docs/BENCHMARKS.md, "Tool calls").
 # Usage: scripts/bench-tools.sh [THREADS] [LIMIT]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# Environment: TOOLS_MODEL (qwen2.5-coder-1.5b).
+invocation="scripts/bench-tools.sh $*"
+source "$(dirname "$0")/bench-common.sh"
 threads="${1:-2}"; limit="${2:-24}"
-export AUGUR_HOME="${AUGUR_HOME:-$HOME/.cache/augur}"
-bin=target/release/augur
-peers=$(../shared/peers/build-llama-cpp.sh llama-server | tail -1)
-target="$AUGUR_HOME/models/qwen2.5-coder-1.5b.gguf"
+model="${TOOLS_MODEL:-qwen2.5-coder-1.5b}"
+peers=$(peers_bin llama-server)
 port=8131
-wait_up() { for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
-run() { python3 scripts/bench_tools.py --url "http://127.0.0.1:$port" --limit "$limit" "$@" 2>/dev/null; }
+rows=$(mktemp)
+client() { python3 scripts/bench_tools.py --url "http://127.0.0.1:$port" --model "$model" --limit "$limit" "$@" 2>/dev/null; }
 
-"$bin" serve -m qwen2.5-coder-1.5b -t "$threads" --port "$port" --spec auto >/tmp/augur-bench-tools.log 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+augur_cmd=("$bin" serve -m "$model" -t "$threads" --port "$port" --spec auto)
+start_server /tmp/augur-bench-tools.log "${augur_cmd[@]}"
 wait_up "$port"
-run --name warmup --limit 2 >/dev/null
-run --name augur-unconstrained-plain --augur '{"spec": {"mode": "off"}, "constrain": false}'
-run --name augur-unconstrained-auto --augur '{"spec": {"mode": "auto"}, "constrain": false}'
-run --name augur-constrained-plain --augur '{"spec": {"mode": "off", "fast_forward": false}}'
-run --name augur-constrained-ff --augur '{"spec": {"mode": "off", "fast_forward": true}}'
-run --name augur-constrained-auto-ff --augur '{"spec": {"mode": "auto", "fast_forward": true}}'
-kill $pid; wait $pid 2>/dev/null || true
+client --name warmup --limit 2 >/dev/null
+client --rows "$rows" --name augur-unconstrained-plain --augur '{"spec": {"mode": "off"}, "constrain": false}'
+client --rows "$rows" --name augur-unconstrained-auto --augur '{"spec": {"mode": "auto"}, "constrain": false}'
+client --rows "$rows" --name augur-constrained-plain --augur '{"spec": {"mode": "off", "fast_forward": false}}'
+client --rows "$rows" --name augur-constrained-ff --augur '{"spec": {"mode": "off", "fast_forward": true}}'
+client --rows "$rows" --name augur-constrained-auto-ff --augur '{"spec": {"mode": "auto", "fast_forward": true}}'
+stop_servers
 
-"$peers/llama-server" -m "$target" -t "$threads" --port "$port" -c 4096 --jinja >/tmp/llama-bench-tools.log 2>&1 &
-pid=$!
+llama_cmd=("$peers/llama-server" -m "$AUGUR_HOME/models/$model.gguf" -t "$threads" --port "$port" -c 4096 --jinja)
+start_server /tmp/llama-bench-tools.log "${llama_cmd[@]}"
 wait_up "$port"
-run --name warmup --limit 2 >/dev/null
-run --name llama-server-jinja
-kill $pid; wait $pid 2>/dev/null || true
+client --name warmup --limit 2 >/dev/null
+client --rows "$rows" --name llama-server-jinja
+stop_servers
 
-echo
-echo "Commands: \`augur serve -m qwen2.5-coder-1.5b -t $threads --spec auto\` (default draft qwen2.5-coder-0.5b) and \`llama-server -m qwen2.5-coder-1.5b.gguf -t $threads -c 4096 --jinja\`; client \`python3 scripts/bench_tools.py --url URL --limit $limit [--augur JSON]\` (decode_tps = completion tokens / server-reported decode time; valid = every call names an offered tool and its arguments validate with jsonschema)."
+"$bin" bench import "$rows" --out "$results" --label tools --command "$invocation" --peer "$(peer_version "$peers")" \
+  --server-command "$(quoted "${augur_cmd[@]}")" --server-command "$(quoted "${llama_cmd[@]}")"
+rm -f "$rows"

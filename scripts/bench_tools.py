@@ -4,7 +4,8 @@
 Every request carries its own tools (tool_choice "required"); each answer's
 calls are checked against the called tool's parameter schema with the
 `jsonschema` package. Prints one JSON line per configuration: valid rate,
-decode tokens/s (server-reported decode time), wall time.
+decode tokens/s (server-reported decode time), wall time; with --rows, also
+appends it as a row for `augur bench import` (scripts/bench-tools.sh).
 
     scripts/bench_tools.py --url http://127.0.0.1:8080 --name augur-constrained \
         --augur '{"spec": {"mode": "auto"}}'
@@ -12,11 +13,16 @@ decode tokens/s (server-reported decode time), wall time.
 
 import argparse
 import json
+import shlex
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import jsonschema
+
+sys.dont_write_bytecode = True  # no scripts/__pycache__ next to the committed scripts
+import bench_rows  # noqa: E402
 
 PATH = {"type": "string", "description": "A path relative to the repository root"}
 TOOLS = {
@@ -119,6 +125,14 @@ def decode_stats(resp):
     return n, t.get("predicted_ms", 0.0) / 1e3, {}
 
 
+def shown_command():
+    """This command line as stored with the run; the rows file is a temporary path."""
+    argv = ["python3", *sys.argv]
+    if "--rows" in argv:
+        argv[argv.index("--rows") + 1] = "ROWS"
+    return shlex.join(argv)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -129,8 +143,9 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=120)
     ap.add_argument("--limit", type=int, default=len(PROMPTS))
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--rows", help="append the result as an import row to this file")
     a = ap.parse_args()
-    valid = tokens = 0
+    valid = tokens = errors = 0
     decode_s = grammar_ms = 0.0
     forced = forced_ok = 0
     started = time.time()
@@ -140,7 +155,13 @@ def main():
                 "tool_choice": a.tool_choice, "temperature": 0, "max_tokens": a.max_tokens}
         if a.augur:
             body["augur"] = json.loads(a.augur)
-        resp = post(a.url, body, a.timeout)
+        try:
+            resp = post(a.url, body, a.timeout)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            # A failed request is counted, not fatal: the others still measure.
+            errors += 1
+            rows.append({"prompt": user, "valid": False, "error": str(e)})
+            continue
         msg = resp["choices"][0]["message"]
         ok = check(msg.get("tool_calls") or [], offered)
         n, d, spec = decode_stats(resp)
@@ -156,9 +177,16 @@ def main():
         "name": a.name, "requests": len(rows), "valid_rate": valid / max(len(rows), 1),
         "completion_tokens": tokens, "decode_tps": tokens / decode_s if decode_s else 0.0,
         "wall_s": round(time.time() - started, 1), "forced_drafted": forced, "forced_accepted": forced_ok,
-        "grammar_share_of_decode": grammar_ms / 1e3 / decode_s if decode_s else 0.0,
+        "grammar_share_of_decode": grammar_ms / 1e3 / decode_s if decode_s else 0.0, "errors": errors,
     }
     print(json.dumps(out), flush=True)
+    if a.rows:
+        metrics = {"requests": len(rows), "valid": valid, "errors": errors, "completion_tokens": tokens,
+                   "decode_tps": out["decode_tps"], "decode_s": decode_s, "wall_s": out["wall_s"], "forced_drafted": forced,
+                   "forced_accepted": forced_ok, "grammar_share": out["grammar_share_of_decode"]}
+        bench_rows.append(a.rows, {"suite": "tools", "prompt": "tool_choice=" + a.tool_choice, "config": a.name,
+                                   "model": a.model, "command": shown_command(),
+                                   "metrics": metrics})
     json.dump(rows, sys.stderr)
 
 

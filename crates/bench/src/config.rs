@@ -23,6 +23,10 @@ pub struct TargetConfig {
     pub ctx_size: Option<u32>,
     /// Base URL of an OpenAI-compatible server.
     pub endpoint: Option<String>,
+    /// The exact command lines that measured this configuration, for
+    /// measurements imported from other tools (`bench import`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
 }
 
 impl TargetConfig {
@@ -37,6 +41,7 @@ impl TargetConfig {
             threads: None,
             ctx_size: None,
             endpoint: None,
+            commands: Vec::new(),
         }
     }
 

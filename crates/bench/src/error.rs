@@ -32,8 +32,19 @@ pub enum BenchError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("run {0:?} not found")]
+    #[error("run {0:?} not found (not a run id, run directory or label)")]
     UnknownRun(String),
+    #[error("{0}")]
+    Runs(String),
+    /// The server asked the client to come back later (HTTP 429).
+    #[error("endpoint {url}: busy (429), retry after {retry_after:?}")]
+    Busy { url: String, retry_after: std::time::Duration },
+    #[error("{path}:{line}: {message}")]
+    Template { path: PathBuf, line: usize, message: String },
+    #[error("{path}: line {line}: {message}")]
+    Import { path: PathBuf, line: usize, message: String },
+    #[error("invalid load plan: {0}")]
+    Load(String),
     #[error("plot: {0}")]
     Plot(String),
     #[error("{count} greedy-identity mismatch(es) against the baseline")]

@@ -1,5 +1,6 @@
 //! What a run was measured on and how.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,66 @@ pub struct Meta {
     pub temperature: f32,
     #[serde(default)]
     pub judge: Option<TargetConfig>,
+    /// A name templates refer to the run by; the latest run wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Other command lines the measurement depended on (servers started
+    /// for it, prompt generators), in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    /// Versions of the other programs measured (llama.cpp's tools, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peers: BTreeMap<String, String>,
+}
+
+/// How a run describes itself to the documents made from it; the same for
+/// every kind of run (`bench run`, `bench import`, `bench load`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    /// The exact command line that made the measurements.
+    pub command: String,
+    /// Other command lines it depended on (servers started for it, prompt
+    /// generators), in the order given.
+    pub commands: Vec<String>,
+    /// Versions of the other programs measured (llama.cpp's tools, ...).
+    pub peers: BTreeMap<String, String>,
+    /// The name documents refer to the run by; the latest run wins.
+    pub label: Option<String>,
+}
+
+impl Record {
+    /// This process's own command line, nothing else.
+    pub fn here() -> Record {
+        Record { command: command_line(), ..Record::default() }
+    }
+}
+
+impl Meta {
+    /// A new run's metadata, stamped now on this machine and checkout.
+    /// Callers fill in what their kind of run knows (suites, iterations, ...).
+    pub fn now(record: &Record, configs: Vec<TargetConfig>, baseline: String) -> Meta {
+        let (created, run_id) = now_stamps();
+        Meta {
+            run_id,
+            created,
+            command: record.command.clone(),
+            git_commit: git_commit(),
+            augur_version: env!("CARGO_PKG_VERSION").into(),
+            llama_cpp_version: augur_engine::LLAMA_CPP_CRATE_VERSION.into(),
+            system_info: augur_engine::system_info(),
+            machine: Machine::detect(),
+            configs,
+            baseline,
+            suites: Vec::new(),
+            iterations: 1,
+            warmup: 0,
+            temperature: 0.0,
+            judge: None,
+            label: record.label.clone(),
+            commands: record.commands.clone(),
+            peers: record.peers.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +156,21 @@ fn mem_total() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// This process's command line, each argument shell-quoted where needed,
+/// so the stored line can be pasted back into a shell.
+pub fn command_line() -> String {
+    std::env::args().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ")
+}
+
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+    if plain {
+        arg.into()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
 /// The commit of the current directory's checkout, else of the source tree
 /// this harness was built from.
 pub fn git_commit() -> Option<String> {
@@ -121,6 +197,14 @@ pub fn now_stamps() -> (String, String) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shell_quoting_round_trips_through_sh() {
+        assert_eq!(super::shell_quote("name=a,model=b"), "name=a,model=b");
+        assert_eq!(super::shell_quote("a b"), "'a b'");
+        assert_eq!(super::shell_quote(""), "''");
+        assert_eq!(super::shell_quote("it's"), r"'it'\''s'");
+    }
+
     #[test]
     fn civil_dates() {
         assert_eq!(augur_store::civil_from_days(0), (1970, 1, 1));

@@ -2,7 +2,7 @@
 //! iterations of every prompt, greedy by default, each configuration's text
 //! checked against the baseline's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::check::Score;
 use crate::config::TargetConfig;
 use crate::error::{BenchError, Result};
-use crate::meta::{self, Machine, Meta, SuiteRef};
-use crate::store::{self, IndexEntry, Row};
+use crate::meta::{Meta, Record, SuiteRef};
+use crate::store::{self, Row};
 use crate::suite::{BenchPrompt, Suite};
 use crate::target::{self, Generation, Request, Target};
 
@@ -34,9 +34,20 @@ pub struct Plan {
     /// A model that grades each distinct output 0-3 after the run.
     pub judge: Option<TargetConfig>,
     pub progress: bool,
-    /// The exact command line, for meta.json and reports.
-    pub command: String,
+    /// The command lines, label and peer versions stored with the run.
+    pub record: Record,
+    /// Store each output's SHA-256 instead of its text (committed results).
+    pub text: TextPolicy,
     pub runs_dir: PathBuf,
+}
+
+/// What a stored row keeps of the generated text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextPolicy {
+    #[default]
+    Full,
+    /// Only the SHA-256 (`output_sha256`), which identity checks need.
+    HashOnly,
 }
 
 impl Plan {
@@ -53,7 +64,8 @@ impl Plan {
             checks: true,
             judge: None,
             progress: false,
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            record: Record::here(),
+            text: TextPolicy::Full,
             runs_dir,
         }
     }
@@ -144,8 +156,11 @@ pub fn execute_with(plan: &Plan, open: &Opener) -> Result<Outcome> {
         crate::judge::grade(judge.as_ref(), &prompts, &mut state.rows);
     }
     bar.finish_and_clear();
-    let dir = store::save(&plan.runs_dir, &meta, &state.rows)?;
-    store::append_index(&plan.runs_dir, &index_entry(&meta, state.mismatches.len()))?;
+    let stored: Vec<Row> = match plan.text {
+        TextPolicy::Full => state.rows.clone(),
+        TextPolicy::HashOnly => state.rows.iter().cloned().map(Row::without_text).collect(),
+    };
+    let dir = store::commit(&plan.runs_dir, &meta, &stored, state.mismatches.len())?;
     Ok(Outcome { run_id: meta.run_id, dir, rows: state.rows, mismatches: state.mismatches })
 }
 
@@ -230,12 +245,14 @@ fn to_row(suite: &str, prompt: &str, config: &str, iteration: u32, g: Result<Gen
         accepted: g.accepted,
         acceptance,
         finish_reason: g.finish_reason,
-        output: g.text,
         identical: None,
         score: None,
         score_detail: None,
         judge: None,
         error,
+        output_sha256: Some(store::sha256_hex(g.text.as_bytes())),
+        output: g.text,
+        metrics: BTreeMap::new(),
     }
 }
 
@@ -282,19 +299,8 @@ fn identity(st: &mut State, row: &mut Row, bar: &ProgressBar) {
 }
 
 fn make_meta(plan: &Plan, targets: &[TargetConfig]) -> Meta {
-    let (created, run_id) = meta::now_stamps();
     let k = plan.max_prompts.unwrap_or(usize::MAX);
     Meta {
-        run_id,
-        created,
-        command: plan.command.clone(),
-        git_commit: meta::git_commit(),
-        augur_version: env!("CARGO_PKG_VERSION").into(),
-        llama_cpp_version: augur_engine::LLAMA_CPP_CRATE_VERSION.into(),
-        system_info: augur_engine::system_info(),
-        machine: Machine::detect(),
-        configs: targets.to_vec(),
-        baseline: targets[0].name.clone(),
         suites: plan
             .suites
             .iter()
@@ -304,17 +310,6 @@ fn make_meta(plan: &Plan, targets: &[TargetConfig]) -> Meta {
         warmup: 1,
         temperature: plan.temperature,
         judge: plan.judge.clone(),
-    }
-}
-
-fn index_entry(meta: &Meta, mismatches: usize) -> IndexEntry {
-    IndexEntry {
-        run_id: meta.run_id.clone(),
-        created: meta.created.clone(),
-        suites: meta.suites.iter().map(|s| s.name.clone()).collect(),
-        configs: meta.configs.iter().map(|c| c.name.clone()).collect(),
-        baseline: meta.baseline.clone(),
-        mismatches,
-        command: meta.command.clone(),
+        ..Meta::now(&plan.record, targets.to_vec(), targets[0].name.clone())
     }
 }

@@ -108,3 +108,78 @@ pub fn suites(rows: &[Row]) -> Vec<String> {
     }
     out
 }
+
+/// Acceptance, quality and judge grades average by mean (as the per-run
+/// report always did); speeds, times and counts by median.
+pub fn averages_by_mean(metric: &str) -> bool {
+    matches!(metric, "acceptance" | "score" | "judge")
+}
+
+fn average(metric: &str, xs: &mut [f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    if averages_by_mean(metric) {
+        mean(xs)
+    } else {
+        Some(median(xs))
+    }
+}
+
+/// Rows of one configuration grouped by (suite, prompt), in the order the
+/// groups first appear; failed rows left out.
+pub fn groups<'a>(rows: &'a [Row], config: &str) -> Vec<((String, String), Vec<&'a Row>)> {
+    let mut out: Vec<((String, String), Vec<&Row>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.config == config && r.error.is_none()) {
+        match out.iter_mut().find(|(k, _)| k.0 == r.suite && k.1 == r.prompt) {
+            Some((_, v)) => v.push(r),
+            None => out.push(((r.suite.clone(), r.prompt.clone()), vec![r])),
+        }
+    }
+    out
+}
+
+/// One metric per (suite, prompt) of one configuration, averaged over
+/// iterations; prompts without the metric are left out.
+pub fn metric_by_prompt(rows: &[Row], config: &str, metric: &str) -> Vec<((String, String), f64)> {
+    groups(rows, config)
+        .into_iter()
+        .filter_map(|(k, rs)| {
+            let mut xs: Vec<f64> = rs.iter().filter_map(|r| r.metric(metric)).collect();
+            average(metric, &mut xs).map(|v| (k, v))
+        })
+        .collect()
+}
+
+/// One metric of one configuration over a suite's prompts.
+pub fn metric_for_suite(rows: &[Row], config: &str, suite: &str, metric: &str) -> Option<f64> {
+    let mut xs: Vec<f64> =
+        metric_by_prompt(rows, config, metric).into_iter().filter(|((s, _), _)| s == suite).map(|(_, v)| v).collect();
+    average(metric, &mut xs)
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of unsorted values.
+pub fn percentile(xs: &[f64], p: f64) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&xs, 50.0), Some(10.0));
+        assert_eq!(percentile(&xs, 95.0), Some(19.0));
+        assert_eq!(percentile(&xs, 100.0), Some(20.0));
+        assert_eq!(percentile(&[3.0], 95.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

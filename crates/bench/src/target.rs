@@ -224,6 +224,23 @@ impl Endpoint {
     fn http_err(&self, message: impl std::fmt::Display) -> BenchError {
         BenchError::Http { url: self.url.clone(), message: message.to_string() }
     }
+
+    /// A 429 becomes `Busy` with the server's Retry-After, so a client
+    /// can tell "come back later" from a failure.
+    fn refused(&self, e: ureq::Error) -> BenchError {
+        match e {
+            ureq::Error::Status(429, resp) => {
+                BenchError::Busy { url: self.url.clone(), retry_after: retry_after(resp.header("Retry-After")) }
+            }
+            other => self.http_err(other),
+        }
+    }
+}
+
+/// Retry-After in whole seconds; absent or an HTTP date (which no server
+/// here sends) means one second.
+fn retry_after(header: Option<&str>) -> Duration {
+    Duration::from_secs(header.and_then(|v| v.trim().parse().ok()).unwrap_or(1))
 }
 
 /// Accept a server root, a `/v1` base or the full path.
@@ -252,7 +269,7 @@ impl Target for Endpoint {
             .post(&self.url)
             .set("Content-Type", "application/json")
             .send_string(&body.to_string())
-            .map_err(|e| self.http_err(e))?;
+            .map_err(|e| self.refused(e))?;
         let mut g = Generation::default();
         let mut chunks = 0usize;
         for line in std::io::BufReader::new(resp.into_reader()).lines() {

@@ -1,0 +1,51 @@
+# Shared by the scripts/bench-*.sh measurement scripts (sourced, not run).
+# Each script measures one section of docs/BENCHMARKS.md and stores it as a
+# labelled run in $BENCH_RESULTS (default bench/results, the committed
+# store the document is rendered from); then:
+#   target/release/augur bench report --template docs/BENCHMARKS.in.md \
+#     --runs bench/results --out docs/BENCHMARKS.md
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export AUGUR_HOME="${AUGUR_HOME:-$HOME/.cache/augur}"
+bin=target/release/augur
+results="${BENCH_RESULTS:-bench/results}"
+mkdir -p "$results"
+[ -x "$bin" ] || { echo "build augur first: cargo build --release --bin augur" >&2; exit 1; }
+
+# llama.cpp's tools (built once by the shared script); prints their bin dir.
+peers_bin() { ../shared/peers/build-llama-cpp.sh "$@" | tail -1; }
+
+# The llama.cpp the tools were built from, for the run's metadata.
+peer_version() {
+  local d; d=$(basename "$(dirname "$(dirname "$1")")")
+  echo "llama.cpp=vendored in llama-cpp-python ${d#llama.cpp-py}"
+}
+
+# Wait until a server on 127.0.0.1:PORT answers /health (model loaded).
+wait_up() {
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "no server on port $1" >&2
+  return 1
+}
+
+# Start a server in the background, remembering its pid for stop_servers.
+servers=()
+start_server() {
+  local log=$1; shift
+  "$@" >"$log" 2>&1 &
+  servers+=($!)
+}
+
+stop_servers() {
+  local p
+  for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${servers[@]}"; do wait "$p" 2>/dev/null || true; done
+  servers=()
+}
+trap stop_servers EXIT
+
+# A command line as one shell-quoted string, for --server-command.
+quoted() { local s; printf -v s '%q ' "$@"; echo "${s% }"; }
