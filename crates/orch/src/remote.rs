@@ -192,7 +192,7 @@ impl Call {
         if !text.is_empty() {
             t.chunks += 1;
             t.first.get_or_insert_with(Instant::now);
-            let ev = Event::Text { text: text.to_string(), tokens: 1 };
+            let ev = Event::Text { text: text.into(), tokens: 1 };
             if self.tx.blocking_send(ev).is_err() {
                 return Err(RuntimeError::Cancelled);
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use augur_engine::{Model, ModelParams};
 use augur_orch::classify::ModelClassifier;
-use augur_orch::{DecidedBy, RouteInput, Router};
+use augur_orch::{Classify, DecidedBy, RouteInput, Router};
 
 use DecidedBy::{Classifier, Default, Hint, Named, Rule};
 
@@ -62,31 +62,55 @@ fn long_log() -> String {
     (0..400).map(|i| format!("2025-01-01 12:00:{:02} worker {i} finished job ok\n", i % 60)).collect()
 }
 
-fn router(with_classifier: bool) -> Router {
-    let cfg = Arc::new(common::example());
-    let classifier = with_classifier.then(|| {
-        let model = Model::load(&common::model_path("gemma-3-270m"), &ModelParams::default()).expect("load gemma");
-        Arc::new(ModelClassifier::new(Arc::new(model), None).expect("classifier")) as Arc<dyn augur_orch::Classify>
-    });
-    Router::new(cfg, classifier)
+fn classifier() -> Arc<ModelClassifier> {
+    let model = Model::load(&common::model_path("gemma-3-270m"), &ModelParams::default()).expect("load gemma");
+    Arc::new(ModelClassifier::new(Arc::new(model), None).expect("classifier"))
 }
+
+fn router(with_classifier: bool) -> Router {
+    router_with(with_classifier.then(classifier))
+}
+
+fn router_with(classifier: Option<Arc<ModelClassifier>>) -> Router {
+    let cfg = Arc::new(common::example());
+    Router::new(cfg, classifier.map(|c| c as Arc<dyn Classify>))
+}
+
+/// Calibrated scores closer than this are a near-tie: kernels differ between
+/// CPUs (AVX2 against AVX-512 here), and so do logits by a few tenths.
+const NEAR_TIE: f32 = 0.25;
 
 #[test]
 fn routing_table() {
     assert!(TABLE.len() >= 30);
     let long = long_log();
     assert!(long.chars().count() > 12_000);
-    let r = router(true);
-    let mut wrong = Vec::new();
+    let c = classifier();
+    let r = router_with(Some(c.clone()));
+    let (mut wrong, mut near_ties) = (Vec::new(), Vec::new());
     for (i, (model, text, role, by)) in TABLE.iter().enumerate() {
         let text = if *text == LONG { long.as_str() } else { text };
         let d = r.decide(RouteInput { model: *model, text }).expect("decides");
         println!("{i:2} {:<20} {:<10?} {}", d.role, d.by, d.why);
-        if d.role != *role || d.by != *by {
-            wrong.push(format!("#{i} {text:.60?}: got {} by {:?} ({}), want {role} by {by:?}", d.role, d.by, d.why));
+        if d.role == *role && d.by == *by {
+            continue;
+        }
+        let case = format!("#{i} {text:.60?}: got {} by {:?} ({}), want {role} by {by:?}", d.role, d.by, d.why);
+        // The classifier may pick the other side of a near-tie, nothing else.
+        let score = |scores: &[(String, f32)], name: &str| scores.iter().find(|(n, _)| n == name).map(|s| s.1);
+        let tie = (d.by == Classifier && *by == Classifier)
+            .then(|| c.classify(text, &r.candidates()).expect("classifies").scores)
+            .and_then(|s: Vec<(String, f32)>| Some((score(&s, &d.role)? - score(&s, role)?).abs()))
+            .is_some_and(|gap| gap < NEAR_TIE);
+        if tie {
+            near_ties.push(case)
+        } else {
+            wrong.push(case)
         }
     }
+    println!("{} near-tie(s) decided the other way: {near_ties:#?}", near_ties.len());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(near_ties.len() <= 2, "too many near-ties to trust the classifier: {near_ties:#?}");
 }
 
 #[test]

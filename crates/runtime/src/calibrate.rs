@@ -13,7 +13,12 @@ use crate::RuntimeError;
 const POINTS: [usize; 16] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 65];
 /// Tokens of context in front of the measured batch, like a real request.
 const CONTEXT: usize = 128;
-const REPS: usize = 2;
+/// Interleaved passes over all batch sizes; the minimum per size is kept.
+const REPS: usize = 3;
+/// Passes whose single-token times differ by more than this factor were
+/// disturbed by other work on the machine: such a curve is used but not
+/// cached (the online cost estimate corrects it during requests).
+const NOISY_SPREAD: f64 = 1.3;
 
 /// Identifies this machine and build: CPU, threads and llama.cpp's features.
 pub fn machine_id(threads: i32) -> String {
@@ -57,7 +62,7 @@ pub fn load_or_measure(
         }
     }
     let invariant_batch = invariant_batch(ctx, batch)?;
-    let costs = measure(ctx, batch, invariant_batch)?;
+    let (costs, steady) = measure(ctx, batch, invariant_batch)?;
     let curve = CostCurve {
         model_id: model_id.into(),
         machine_id: machine,
@@ -65,7 +70,10 @@ pub fn load_or_measure(
         costs,
         invariant_batch,
     };
-    if let Some(p) = &path {
+    if !steady {
+        tracing::warn!("the machine was busy while measuring verify costs for {model_id}; not caching them");
+    }
+    if let Some(p) = path.as_ref().filter(|_| steady) {
         if let Some(parent) = p.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
@@ -135,18 +143,27 @@ pub fn invariant_batch(ctx: &mut Context, batch: &mut Batch) -> Result<usize, Ru
 }
 
 /// Time a verify of k tokens, as the driver runs it (chunks of the
-/// invariant size, all logits on), for each measured k.
-fn measure(ctx: &mut Context, batch: &mut Batch, chunk: usize) -> Result<Vec<f64>, RuntimeError> {
+/// invariant size, all logits on), for each measured k. Passes interleave
+/// the sizes, so a burst of other work inflates one pass of every size
+/// rather than every pass of one size; the minimum per size drops it.
+/// Also says whether the passes agreed (the machine was steady).
+fn measure(ctx: &mut Context, batch: &mut Batch, chunk: usize) -> Result<(Vec<f64>, bool), RuntimeError> {
     probe_context(ctx, batch)?;
-    let cap = batch.capacity();
-    let mut points = Vec::with_capacity(POINTS.len());
-    for &k in POINTS.iter().filter(|&&k| k <= cap) {
-        let mut best = f64::INFINITY;
-        for _ in 0..REPS {
-            best = best.min(decode_chunked(ctx, batch, k, chunk, |_| {})?);
+    let ks: Vec<usize> = POINTS.iter().copied().filter(|&k| k <= batch.capacity()).collect();
+    let mut best = vec![f64::INFINITY; ks.len()];
+    let (mut fastest, mut slowest) = (f64::INFINITY, 0.0f64);
+    for _ in 0..REPS {
+        for (b, &k) in best.iter_mut().zip(&ks) {
+            let t = decode_chunked(ctx, batch, k, chunk, |_| {})?;
+            *b = b.min(t);
+            if k == 1 {
+                (fastest, slowest) = (fastest.min(t), slowest.max(t));
+            }
         }
-        points.push((k, best));
     }
     ctx.kv_remove(0, -1, -1)?;
-    CostCurve::interpolate(&points, MAX_DRAFT + 1).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))
+    let points: Vec<(usize, f64)> = ks.into_iter().zip(best).collect();
+    let costs =
+        CostCurve::interpolate(&points, MAX_DRAFT + 1).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+    Ok((costs, slowest <= fastest * NOISY_SPREAD))
 }

@@ -112,7 +112,8 @@ impl<'m> Emitter<'m> {
         if self.out.is_empty() && n == 0 {
             return !sink.is_closed();
         }
-        let text = std::mem::take(&mut self.out);
+        let text = compact_str::CompactString::from(self.out.as_str());
+        self.out.clear();
         sink.send(Event::Text { text, tokens: n })
     }
 }

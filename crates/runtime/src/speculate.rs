@@ -455,7 +455,7 @@ pub fn generate(
             chunk: spec.chunk,
             out_pos: (history.len() - prompt.len()) as u64,
         };
-        let verdict = verify_chunked(ctx, batch, &mut picker, &input)?;
+        let verdict = verify_chunked(ctx, batch, &mut picker, &input, spec.cost.as_mut())?;
         ctx.kv_remove(0, pos(n_kv + 1 + verdict.accepted)?, -1)?;
         spec.record(plan.source, drafted, verdict.accepted);
         stats.record(plan.source, drafted, verdict.accepted);
@@ -617,11 +617,15 @@ struct VerifyInput<'a> {
 /// probability p(x), exactly as rejection sampling with a one-hot q does,
 /// and it makes the output a function of the seed alone: every speculation
 /// mode gives the text plain sampling gives.
+///
+/// Each chunk's decode time goes into the cost model, so its plans follow
+/// what verifying costs now (load, context length), not only at load time.
 fn verify_chunked(
     ctx: &mut Context,
     batch: &mut Batch,
     picker: &mut Picker,
     v: &VerifyInput<'_>,
+    mut cost: Option<&mut CostModel>,
 ) -> Result<Verdict, RuntimeError> {
     let n_vocab = ctx.model().n_vocab() as usize;
     let total = v.draft.len() + 1;
@@ -633,7 +637,10 @@ fn verify_chunked(
             let t = if i == 0 { v.pending } else { v.draft[i - 1] };
             batch.add(t, pos(v.n_kv + i)?, &[0], true)?;
         }
-        ctx.decode(batch)?;
+        let timing = ctx.decode(batch)?;
+        if let Some(c) = cost.as_deref_mut() {
+            c.observe(timing.n_tokens, timing.elapsed.as_secs_f64());
+        }
         let rows = ctx.logits_all().ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
         for (j, row) in rows.chunks_exact(n_vocab).enumerate() {
             let i = first + j;

@@ -3,10 +3,18 @@
 //! For a draft of length `d` with per-position acceptance `a_1..a_d`
 //! (conditional on the earlier ones being accepted), the expected number of
 //! emitted tokens is `1 + Σ_{i=1..d} Π_{j<=i} a_j` (the target always emits
-//! one token of its own), and the step costs `c(d+1) + draft(d)`, where
-//! `c(k)` is the measured time to verify a batch of `k` tokens. Plain
-//! decoding (`d = 0`) yields `1 / c(1)` tokens per second; a plan is only
-//! ever chosen over it when strictly faster.
+//! one token of its own). The verifier decodes `[pending, draft…]` in chunks
+//! of at most the batch-invariant size `C` and stops at the first rejected
+//! token, so chunk `i` (rows `i·C..`) runs only when the `i·C` draft tokens
+//! before it were all accepted: the step is expected to cost
+//! `Σ_i P(first i·C accepted) · e(size of chunk i) + draft(d)`, where `e(j)`
+//! is the time to decode a chunk of `j` rows. Plain decoding (`d = 0`) yields
+//! `1 / e(1)` tokens per second; a plan is only ever chosen over it when
+//! strictly faster.
+//!
+//! `e(j)` starts from the calibrated curve and then follows the decode times
+//! the verifier observes (a running average), so load on the machine, or a
+//! long context, moves the plan with it.
 
 use crate::curve::CostCurve;
 use crate::drafter::DraftSourceId;
@@ -35,29 +43,48 @@ pub struct Offer {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CostModel {
-    /// `verify[k-1] = c(k)` in seconds.
-    verify: Vec<f64>,
+    /// `chunk_cost[j-1]` = seconds to decode a verify chunk of `j` rows,
+    /// `j = 1..=C`.
+    chunk_cost: Vec<f64>,
+    /// Largest verify batch (rows) ever planned.
+    max_rows: usize,
     /// Seconds per drafted token, per source (0 for lookup-style sources).
     draft_per_token: [f64; DraftSourceId::COUNT],
 }
+
+/// Weight of one observed decode time in the running chunk costs.
+const OBSERVE_WEIGHT: f64 = 0.05;
 
 fn valid_cost(c: f64) -> bool {
     c.is_finite() && c > 0.0
 }
 
 impl CostModel {
-    /// `verify_costs[k-1]` is `c(k)`; needs at least `c(1)`, all finite and
-    /// positive. Drafts are capped at `verify_costs.len() - 1` tokens: a
-    /// batch size that was never measured is never planned.
+    /// `verify_costs[k-1]` is `c(k)` for one batch of `k` rows (no
+    /// chunking); needs at least `c(1)`, all finite and positive. Drafts are
+    /// capped at `verify_costs.len() - 1` tokens: a batch size that was
+    /// never measured is never planned.
     pub fn new(verify_costs: Vec<f64>) -> Result<Self, SpecError> {
-        if verify_costs.is_empty() || !verify_costs.iter().all(|&c| valid_cost(c)) {
-            return Err(SpecError::InvalidCost("verify costs must be non-empty, finite and positive"));
-        }
-        Ok(Self { verify: verify_costs, draft_per_token: [0.0; DraftSourceId::COUNT] })
+        let rows = verify_costs.len();
+        Self::chunked(verify_costs, rows)
     }
 
+    /// A verifier that decodes chunks of at most `chunk_costs.len()` rows,
+    /// `chunk_costs[j-1]` seconds each, for batches of up to `max_rows`.
+    pub fn chunked(chunk_costs: Vec<f64>, max_rows: usize) -> Result<Self, SpecError> {
+        if chunk_costs.is_empty() || !chunk_costs.iter().all(|&c| valid_cost(c)) {
+            return Err(SpecError::InvalidCost("verify costs must be non-empty, finite and positive"));
+        }
+        let max_rows = max_rows.clamp(1, MAX_DRAFT + 1);
+        Ok(Self { chunk_cost: chunk_costs, max_rows, draft_per_token: [0.0; DraftSourceId::COUNT] })
+    }
+
+    /// The measured chunks of a calibrated curve (measured the way the
+    /// verifier decodes: in chunks of the invariant size).
     pub fn from_curve(curve: &CostCurve) -> Result<Self, SpecError> {
-        Self::new(curve.costs.clone())
+        let chunk = curve.invariant_batch.clamp(1, curve.costs.len().max(1));
+        let costs = curve.costs.get(..chunk).ok_or(SpecError::InvalidCost("empty cost curve"))?;
+        Self::chunked(costs.to_vec(), curve.costs.len())
     }
 
     /// Sets a source's drafting cost in seconds per token.
@@ -73,14 +100,43 @@ impl CostModel {
         self.draft_per_token[source.index()]
     }
 
-    /// `c(k)`, if measured.
-    pub fn verify_cost(&self, k: usize) -> Option<f64> {
-        self.verify.get(k.checked_sub(1)?).copied()
+    /// Largest chunk the verifier decodes at once.
+    pub fn chunk(&self) -> usize {
+        self.chunk_cost.len()
     }
 
-    /// The plain-decoding plan: one token per `c(1)`.
+    /// A decode of `rows` verify rows took `secs`: fold it into the running
+    /// cost of that chunk size. Other sizes and nonsense times are ignored.
+    pub fn observe(&mut self, rows: usize, secs: f64) {
+        if let Some(c) = rows.checked_sub(1).and_then(|i| self.chunk_cost.get_mut(i)) {
+            if valid_cost(secs) {
+                *c += OBSERVE_WEIGHT * (secs - *c);
+            }
+        }
+    }
+
+    /// Time to verify all of `k` rows (every chunk decoded), if `k` is
+    /// within the planned range.
+    pub fn verify_cost(&self, k: usize) -> Option<f64> {
+        (1..=self.max_rows).contains(&k).then(|| self.cost_of_rows(k, |_| 1.0))
+    }
+
+    /// Expected cost of `rows` verify rows when chunk `i` runs with
+    /// probability `reach(i·C)` (the chance the first `i·C` drafted tokens
+    /// were accepted).
+    fn cost_of_rows(&self, rows: usize, reach: impl Fn(usize) -> f64) -> f64 {
+        let c = self.chunk();
+        (0..rows.div_ceil(c))
+            .map(|i| {
+                let size = (rows - i * c).min(c);
+                reach(i * c) * self.chunk_cost[size - 1]
+            })
+            .sum()
+    }
+
+    /// The plain-decoding plan: one token per `e(1)`.
     pub fn plain(&self) -> Plan {
-        let c1 = self.verify.first().copied().unwrap_or(f64::INFINITY);
+        let c1 = self.chunk_cost.first().copied().unwrap_or(f64::INFINITY);
         Plan { source: None, k: 0, expected_tokens: 1.0, expected_tokens_per_sec: 1.0 / c1 }
     }
 
@@ -88,13 +144,17 @@ impl CostModel {
     /// `rates` (index 0 = position 1), or plain decoding if nothing beats it.
     pub fn plan_for(&self, rates: &[f64], draft_per_token: f64, max_k: usize) -> Plan {
         let mut best = self.plain();
-        let max_d = max_k.min(rates.len()).min(MAX_DRAFT).min(self.verify.len().saturating_sub(1));
-        let (mut survive, mut expected) = (1.0, 1.0);
+        let max_d = max_k.min(rates.len()).min(MAX_DRAFT).min(self.max_rows.saturating_sub(1));
+        // survive[i] = P(the first i drafted tokens are all accepted).
+        let mut survive = [1.0f64; MAX_DRAFT + 1];
         for (i, &a) in rates[..max_d].iter().enumerate() {
-            let d = i + 1;
-            survive *= if a.is_finite() { a.clamp(0.0, 1.0) } else { 0.0 };
-            expected += survive;
-            let cost = self.verify[d] + draft_per_token * d as f64;
+            let a = if a.is_finite() { a.clamp(0.0, 1.0) } else { 0.0 };
+            survive[i + 1] = survive[i] * a;
+        }
+        let mut expected = 1.0;
+        for d in 1..=max_d {
+            expected += survive[d];
+            let cost = self.cost_of_rows(d + 1, |i| survive[i]) + draft_per_token * d as f64;
             let rate = expected / cost;
             if rate > best.expected_tokens_per_sec {
                 best = Plan { source: None, k: d, expected_tokens: expected, expected_tokens_per_sec: rate };

@@ -121,3 +121,91 @@ fn invalid_models_refused() {
     assert_eq!(m.verify_cost(0), None);
     assert_eq!(m.verify_cost(2), None);
 }
+
+/// Brute force over where the first rejection falls: the verifier decodes
+/// chunk `i` iff every drafted token before its first row was accepted.
+fn brute_force_cost(chunk_costs: &[f64], rates: &[f64], d: usize) -> f64 {
+    let c = chunk_costs.len();
+    let mut total = 0.0;
+    let mut survive = 1.0;
+    for accepted in 0..=d {
+        let p_stop = if accepted == d { 1.0 } else { 1.0 - rates[accepted] };
+        let mut cost = 0.0;
+        let mut row = 0;
+        while row <= accepted && row < d + 1 {
+            cost += chunk_costs[(d + 1 - row).min(c) - 1];
+            row += c;
+        }
+        total += survive * p_stop * cost;
+        survive *= rates.get(accepted).copied().unwrap_or(0.0);
+    }
+    total
+}
+
+#[test]
+fn chunked_cost_counts_only_the_chunks_reached() {
+    let chunk_costs = [27.0 * MS, 50.0 * MS, 71.0 * MS];
+    let m = CostModel::chunked(chunk_costs.to_vec(), 65).unwrap();
+    assert_eq!(m.chunk(), 3);
+    assert!((m.verify_cost(7).unwrap() - (2.0 * 71.0 + 27.0) * MS).abs() < 1e-12);
+    assert_eq!(m.verify_cost(66), None);
+    for rates in [[0.9; 12], [0.5; 12], [1.0; 12], [0.0; 12]] {
+        let mut survive = vec![1.0];
+        for r in rates {
+            survive.push(survive.last().unwrap() * r);
+        }
+        for d in 1..12 {
+            let got = m.cost_of_rows(d + 1, |i| survive[i]);
+            let want = brute_force_cost(&chunk_costs, &rates, d);
+            assert!((got - want).abs() < 1e-12, "d = {d}, rates {rates:?}: {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn chunked_plan_is_the_brute_force_best() {
+    let chunk_costs = [27.0 * MS, 50.0 * MS, 71.0 * MS];
+    let m = CostModel::chunked(chunk_costs.to_vec(), 65).unwrap();
+    let s = stats_with(0.97, 1.0);
+    let plan = m.choose(&s, DraftSourceId::Lookup, 64);
+    let rates = s.rates(DraftSourceId::Lookup);
+    let rate = |d: usize| -> f64 {
+        let e: f64 = 1.0 + (1..=d).map(|i| rates[..i].iter().product::<f64>()).sum::<f64>();
+        e / brute_force_cost(&chunk_costs, rates, d)
+    };
+    let best = (1..=64).map(rate).fold(m.plain().expected_tokens_per_sec, f64::max);
+    assert!((plan.expected_tokens_per_sec - best).abs() < 1e-9, "{plan:?} vs {best}");
+    // Stopping early makes a long draft cheap when acceptance is high.
+    assert!(plan.k > 3, "{plan:?}");
+}
+
+#[test]
+fn a_bandwidth_bound_chunk_drafts_long() {
+    // Three rows cost about what one does, as on a server whose decode is
+    // bound by memory bandwidth: long drafts over several chunks pay.
+    let m = CostModel::chunked(vec![20.0 * MS, 20.5 * MS, 21.0 * MS], 65).unwrap();
+    let plan = m.choose(&stats_with(0.8, 1.0), DraftSourceId::Lookup, 64);
+    assert!(plan.k >= 8, "{plan:?}");
+    assert!(plan.expected_tokens_per_sec > 2.0 * m.plain().expected_tokens_per_sec);
+}
+
+#[test]
+fn observed_costs_move_the_plan() {
+    let mut m = CostModel::chunked(vec![27.0 * MS, 30.0 * MS, 33.0 * MS], 65).unwrap();
+    let s = stats_with(0.7, 1.0);
+    assert!(m.choose(&s, DraftSourceId::Lookup, 64).k > 0);
+    // Verifying turns out to cost nearly a decode per row.
+    for _ in 0..200 {
+        m.observe(2, 54.0 * MS);
+        m.observe(3, 81.0 * MS);
+    }
+    assert!((m.verify_cost(3).unwrap() - 81.0 * MS).abs() < 1e-3);
+    assert_eq!(m.choose(&s, DraftSourceId::Lookup, 64).k, 0);
+    // Sizes outside the chunk and nonsense times change nothing.
+    let before = m.clone();
+    m.observe(0, 1.0);
+    m.observe(4, 1.0);
+    m.observe(1, f64::NAN);
+    m.observe(1, -1.0);
+    assert_eq!(m, before);
+}

@@ -1,6 +1,6 @@
 //! Measured verify-cost curves and their on-disk cache.
 //!
-//! File format (JSON): `{"version": 1, "sha256": "<hex>", "payload": "<JSON
+//! File format (JSON): `{"version": 2, "sha256": "<hex>", "payload": "<JSON
 //! of CostCurve>"}`. The payload is kept as a string so the checksum covers
 //! exactly the bytes written, independent of float formatting on re-encode.
 //! Any failure to load is an error the caller answers by re-measuring.
@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::SpecError;
 
 /// Format version this build writes and reads.
-pub const COST_CURVE_VERSION: u32 = 1;
+/// Version 2: passes interleaved over the batch sizes, minimum kept.
+pub const COST_CURVE_VERSION: u32 = 2;
 
 /// Verify cost per batch size on one machine for one model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
