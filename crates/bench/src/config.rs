@@ -91,6 +91,36 @@ impl TargetConfig {
     }
 }
 
+impl TargetConfig {
+    /// Whether `other` can be served by the same loaded in-process worker:
+    /// the same model and load settings, differing only in what a request
+    /// chooses (speculation mode and draft length).
+    pub fn shares_load(&self, other: &TargetConfig) -> bool {
+        self.endpoint.is_none()
+            && other.endpoint.is_none()
+            && self.commands.is_empty()
+            && other.commands.is_empty()
+            && (&self.model, &self.draft_model, self.experts, self.threads, self.ctx_size)
+                == (&other.model, &other.draft_model, other.experts, other.threads, other.ctx_size)
+    }
+
+    /// The configuration to load for a group that `shares_load`: a draft
+    /// model if any member drafts with one, calibration if any speculates.
+    pub fn load_for(group: &[&TargetConfig]) -> Option<TargetConfig> {
+        let first = *group.first()?;
+        let needs = |modes: &[SpecMode]| group.iter().any(|c| modes.contains(&c.spec));
+        let spec = if needs(&[SpecMode::Draft, SpecMode::Auto]) {
+            SpecMode::Auto
+        } else if needs(&[SpecMode::Lookup, SpecMode::Suffix]) {
+            SpecMode::Lookup
+        } else {
+            SpecMode::Off
+        };
+        let spec_max = group.iter().map(|c| c.spec_max).max().unwrap_or(first.spec_max);
+        Some(TargetConfig { spec, spec_max, ..first.clone() })
+    }
+}
+
 fn bad(spec: &str, message: String) -> BenchError {
     BenchError::Target { spec: spec.into(), message }
 }

@@ -55,7 +55,7 @@ pub fn grade(judge: &dyn Target, prompts: &[(&str, &BenchPrompt)], rows: &mut [R
 
 fn ask(judge: &dyn Target, p: &BenchPrompt, output: &str) -> Option<u8> {
     let messages = judge_messages(p, output);
-    let req = Request { messages: &messages, max_tokens: 8, temperature: 0.0, seed: 0 };
+    let req = Request { messages: &messages, max_tokens: 8, temperature: 0.0, seed: 0, spec: None };
     match judge.generate(&req) {
         Ok(g) => parse_grade(&g.text),
         Err(e) => {

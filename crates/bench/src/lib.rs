@@ -32,4 +32,4 @@ pub use error::{BenchError, Result};
 pub use protocol::{execute, execute_with, Mismatch, Outcome, Plan, TextPolicy, MIN_ITERATIONS};
 pub use store::{Row, Run};
 pub use suite::{BenchPrompt, Suite};
-pub use target::{Endpoint, Generation, InProcess, Request, Target};
+pub use target::{Endpoint, Generation, InProcess, Request, RequestSpec, Target};

@@ -267,7 +267,7 @@ fn run_level(t: &(dyn Target + Sync), prompts: &[(Vec<ChatMessage>, u32)], clien
 }
 
 fn one_request(t: &(dyn Target + Sync), (messages, max_tokens): &(Vec<ChatMessage>, u32), plan: &LoadPlan) -> Sample {
-    let req = Request { messages, max_tokens: *max_tokens, temperature: plan.temperature, seed: plan.seed };
+    let req = Request { messages, max_tokens: *max_tokens, temperature: plan.temperature, seed: plan.seed, spec: None };
     let first = Instant::now();
     let mut retries = 0u32;
     loop {

@@ -13,7 +13,7 @@ use crate::error::{BenchError, Result};
 use crate::meta::{Meta, Record, SuiteRef};
 use crate::store::{self, Row};
 use crate::suite::{BenchPrompt, Suite};
-use crate::target::{self, Generation, Request, Target};
+use crate::target::{self, Generation, Request, RequestSpec, Target};
 
 /// Fewer iterations than this are noise unless a test asks for them.
 pub const MIN_ITERATIONS: u32 = 3;
@@ -141,13 +141,19 @@ pub fn execute_with(plan: &Plan, open: &Opener) -> Result<Outcome> {
     let meta = make_meta(plan, &targets);
     let bar = progress_bar(plan, targets.len());
     let mut state = State { base: targets[0].name.clone(), ..State::default() };
-    for cfg in &targets {
-        bar.set_message(cfg.name.clone());
+    for group in load_groups(&targets) {
+        let names: Vec<&str> = group.iter().map(|c| c.name.as_str()).collect();
+        bar.set_message(names.join(" + "));
+        let load = TargetConfig::load_for(&group).ok_or(BenchError::Plan("empty target group".into()))?;
         // Dropped at the end of each pass: one model in memory at a time.
-        let t = open(cfg, plan.min_ctx())?;
+        let t = open(if group.len() == 1 { group[0] } else { &load }, plan.min_ctx())?;
         warm_up(plan, t.as_ref());
-        bar.inc(1);
-        measure(plan, cfg, t.as_ref(), &mut state, &bar);
+        bar.inc(group.len() as u64);
+        if let [cfg] = group[..] {
+            measure(plan, cfg, t.as_ref(), &mut state, &bar);
+        } else {
+            measure_interleaved(plan, &group, t.as_ref(), &mut state, &bar);
+        }
     }
     if let Some(j) = &plan.judge {
         bar.set_message(format!("judge {}", j.name));
@@ -191,35 +197,71 @@ fn progress_bar(plan: &Plan, n_targets: usize) -> ProgressBar {
 fn warm_up(plan: &Plan, t: &dyn Target) {
     if let Some((_, p)) = plan.prompts().next() {
         let messages = p.chat();
-        let req =
-            Request { messages: &messages, max_tokens: p.max_tokens.min(32), temperature: plan.temperature, seed: 0 };
+        let req = Request { max_tokens: p.max_tokens.min(32), seed: 0, ..request(plan, p, &messages) };
         if let Err(e) = t.generate(&req) {
             tracing::warn!("warm-up failed: {e}");
         }
     }
 }
 
+/// Targets in run order, grouped where one loaded worker can serve them
+/// all (in-process configurations differing only in per-request settings).
+/// The baseline stays first in the first group.
+fn load_groups(targets: &[TargetConfig]) -> Vec<Vec<&TargetConfig>> {
+    let mut groups: Vec<Vec<&TargetConfig>> = Vec::new();
+    for t in targets {
+        match groups.iter_mut().find(|g| g[0].shares_load(t)) {
+            Some(g) => g.push(t),
+            None => groups.push(vec![t]),
+        }
+    }
+    groups
+}
+
+fn request<'a>(plan: &Plan, p: &BenchPrompt, messages: &'a [augur_engine::ChatMessage]) -> Request<'a> {
+    Request { messages, max_tokens: p.max_tokens, temperature: plan.temperature, seed: plan.seed, spec: None }
+}
+
 fn measure(plan: &Plan, cfg: &TargetConfig, t: &dyn Target, st: &mut State, bar: &ProgressBar) {
     for (suite, p) in plan.prompts() {
         let messages = p.chat();
         for iteration in 0..plan.iterations {
-            let req = Request {
-                messages: &messages,
-                max_tokens: p.max_tokens,
-                temperature: plan.temperature,
-                seed: plan.seed,
-            };
-            let mut row = to_row(&suite.suite, &p.id, &cfg.name, iteration, t.generate(&req));
-            if plan.checks {
-                score(st, p, &mut row);
-            }
-            if plan.temperature <= 0.0 {
-                identity(st, &mut row, bar);
-            }
-            st.rows.push(row);
-            bar.inc(1);
+            let g = t.generate(&request(plan, p, &messages));
+            record(plan, st, bar, p, to_row(&suite.suite, &p.id, &cfg.name, iteration, g));
         }
     }
+}
+
+/// Several configurations on one worker, alternating request by request
+/// (the order rotates each iteration) so that drift in the machine's speed
+/// falls on all of them alike. Each prompt is first run once unmeasured,
+/// so no configuration pays alone for a cold prompt cache.
+fn measure_interleaved(plan: &Plan, group: &[&TargetConfig], t: &dyn Target, st: &mut State, bar: &ProgressBar) {
+    for (suite, p) in plan.prompts() {
+        let messages = p.chat();
+        let spec_of = |c: &TargetConfig| Some(RequestSpec { mode: c.spec, max: c.spec_max });
+        if let Err(e) = t.generate(&Request { spec: spec_of(group[0]), ..request(plan, p, &messages) }) {
+            tracing::warn!("warm-up of {} failed: {e}", p.id);
+        }
+        for iteration in 0..plan.iterations {
+            for j in 0..group.len() {
+                let cfg = group[(j + iteration as usize) % group.len()];
+                let g = t.generate(&Request { spec: spec_of(cfg), ..request(plan, p, &messages) });
+                record(plan, st, bar, p, to_row(&suite.suite, &p.id, &cfg.name, iteration, g));
+            }
+        }
+    }
+}
+
+fn record(plan: &Plan, st: &mut State, bar: &ProgressBar, p: &BenchPrompt, mut row: Row) {
+    if plan.checks {
+        score(st, p, &mut row);
+    }
+    if plan.temperature <= 0.0 {
+        identity(st, &mut row, bar);
+    }
+    st.rows.push(row);
+    bar.inc(1);
 }
 
 fn to_row(suite: &str, prompt: &str, config: &str, iteration: u32, g: Result<Generation>) -> Row {

@@ -83,6 +83,16 @@ pub struct Request<'a> {
     pub max_tokens: u32,
     pub temperature: f32,
     pub seed: u64,
+    /// Speculation chosen per request (in-process targets serving several
+    /// configurations); `None` leaves it to the target.
+    pub spec: Option<RequestSpec>,
+}
+
+/// A request's own speculation settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestSpec {
+    pub mode: SpecMode,
+    pub max: usize,
 }
 
 pub trait Target {
@@ -169,8 +179,15 @@ fn expert_override(cfg: &TargetConfig, path: &std::path::Path) -> Result<Vec<Met
 impl Target for InProcess {
     fn generate(&self, req: &Request) -> Result<Generation> {
         let sampling = sampling(req);
-        let r =
-            GenerateRequest { sampling, ..GenerateRequest::new(Prompt::Chat(req.messages.to_vec()), req.max_tokens) };
+        let spec = req
+            .spec
+            .map(|s| augur_runtime::SpecOptions { mode: Some(s.mode), max: Some(s.max), ..Default::default() })
+            .unwrap_or_default();
+        let r = GenerateRequest {
+            sampling,
+            spec,
+            ..GenerateRequest::new(Prompt::Chat(req.messages.to_vec()), req.max_tokens)
+        };
         let mut clock = Clock::start();
         let mut events = self.worker.submit(r)?;
         let mut g = Generation::default();
