@@ -2,7 +2,7 @@
 //! `runs/index.jsonl`.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -204,17 +204,7 @@ impl Run {
 
 /// Write a file so readers see the old contents or the new, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let ctx = || format!("writing {}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(BenchError::io(ctx()))?;
-    tmp.write_all(bytes).map_err(BenchError::io(ctx()))?;
-    tmp.as_file().sync_all().map_err(BenchError::io(ctx()))?;
-    tmp.persist(path).map_err(|e| BenchError::Io { context: ctx(), source: e.error })?;
-    // The rename is durable only once the directory is synced.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    augur_persist::write_atomic(path, bytes).map_err(BenchError::io(format!("writing {}", path.display())))
 }
 
 /// Write a run's directory (without indexing it; see [`commit`]).

@@ -376,7 +376,12 @@ fn json_report(model: &str, text: &str, done: &Completion) -> serde_json::Value 
             "accepted": done.spec.accepted,
             "acceptance": done.spec.acceptance(),
             "mean_accepted_length": done.spec.mean_accepted_length(),
-            "sources": { "lookup": done.spec.lookup, "draft": done.spec.draft },
+            "sources": {
+                "lookup": done.spec.lookup,
+                "draft": done.spec.draft,
+                "suffix": done.spec.suffix,
+                "grammar": done.spec.grammar,
+            },
             "accepted_at": done.spec.accepted_at,
         },
     })

@@ -12,9 +12,12 @@
 //! `1 / e(1)` tokens per second; a plan is only ever chosen over it when
 //! strictly faster.
 //!
-//! `e(j)` starts from the calibrated curve and then follows the decode times
-//! the verifier observes (a running average), so load on the machine, or a
-//! long context, moves the plan with it.
+//! `e(j)` is the calibrated curve times one speed factor, a running average
+//! of observed over calibrated decode times (any chunk size), so load on the
+//! machine, or a long context, moves every size alike. Moving only the sizes
+//! that happen to be observed would skew the curve: plain decoding observes
+//! only `e(1)`, and a rising `e(1)` beside a stale `e(2)` would make a draft
+//! look cheaper than it is.
 
 use crate::curve::CostCurve;
 use crate::drafter::DraftSourceId;
@@ -43,9 +46,11 @@ pub struct Offer {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CostModel {
-    /// `chunk_cost[j-1]` = seconds to decode a verify chunk of `j` rows,
-    /// `j = 1..=C`.
+    /// `chunk_cost[j-1]` = calibrated seconds to decode a verify chunk of
+    /// `j` rows, `j = 1..=C`.
     chunk_cost: Vec<f64>,
+    /// Observed over calibrated decode time, running average (starts at 1).
+    speed: f64,
     /// Largest verify batch (rows) ever planned.
     max_rows: usize,
     /// Seconds per drafted token, per source (0 for lookup-style sources).
@@ -76,7 +81,7 @@ impl CostModel {
             return Err(SpecError::InvalidCost("verify costs must be non-empty, finite and positive"));
         }
         let max_rows = max_rows.clamp(1, MAX_DRAFT + 1);
-        Ok(Self { chunk_cost: chunk_costs, max_rows, draft_per_token: [0.0; DraftSourceId::COUNT] })
+        Ok(Self { chunk_cost: chunk_costs, speed: 1.0, max_rows, draft_per_token: [0.0; DraftSourceId::COUNT] })
     }
 
     /// The measured chunks of a calibrated curve (measured the way the
@@ -105,14 +110,19 @@ impl CostModel {
         self.chunk_cost.len()
     }
 
-    /// A decode of `rows` verify rows took `secs`: fold it into the running
-    /// cost of that chunk size. Other sizes and nonsense times are ignored.
+    /// A decode of `rows` verify rows took `secs`: fold its ratio to the
+    /// calibrated time into the speed factor. Sizes outside the chunk and
+    /// nonsense times are ignored.
     pub fn observe(&mut self, rows: usize, secs: f64) {
-        if let Some(c) = rows.checked_sub(1).and_then(|i| self.chunk_cost.get_mut(i)) {
-            if valid_cost(secs) {
-                *c += OBSERVE_WEIGHT * (secs - *c);
-            }
+        let Some(&c) = rows.checked_sub(1).and_then(|i| self.chunk_cost.get(i)) else { return };
+        if valid_cost(secs) {
+            self.speed += OBSERVE_WEIGHT * (secs / c - self.speed);
         }
+    }
+
+    /// Current seconds for a chunk of `rows` (1..=C) rows.
+    fn chunk_secs(&self, rows: usize) -> f64 {
+        self.chunk_cost[rows - 1] * self.speed
     }
 
     /// Time to verify all of `k` rows (every chunk decoded), if `k` is
@@ -129,14 +139,14 @@ impl CostModel {
         (0..rows.div_ceil(c))
             .map(|i| {
                 let size = (rows - i * c).min(c);
-                reach(i * c) * self.chunk_cost[size - 1]
+                reach(i * c) * self.chunk_secs(size)
             })
             .sum()
     }
 
     /// The plain-decoding plan: one token per `e(1)`.
     pub fn plain(&self) -> Plan {
-        let c1 = self.chunk_cost.first().copied().unwrap_or(f64::INFINITY);
+        let c1 = self.chunk_secs(1);
         Plan { source: None, k: 0, expected_tokens: 1.0, expected_tokens_per_sec: 1.0 / c1 }
     }
 

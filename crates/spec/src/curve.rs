@@ -5,9 +5,7 @@
 //! exactly the bytes written, independent of float formatting on re-encode.
 //! Any failure to load is an error the caller answers by re-measuring.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -112,20 +110,12 @@ impl CostCurve {
         Ok(curve)
     }
 
-    /// Writes atomically: temp file in the same directory, fsync, rename,
-    /// fsync the directory. A crash leaves the old file or the new one.
+    /// Writes atomically and durably (`augur_persist::write_atomic`): a
+    /// crash leaves the old file or the new one.
     pub fn save(&self, path: &Path) -> Result<(), SpecError> {
         let json = self.to_json()?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let io = |source| SpecError::Io { path: path.to_path_buf(), source };
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-        tmp.write_all(json.as_bytes()).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        sync_dir(&dir).map_err(io)
+        augur_persist::write_atomic(path, json.as_bytes())
+            .map_err(|source| SpecError::Io { path: path.to_path_buf(), source })
     }
 
     pub fn load(path: &Path) -> Result<Self, SpecError> {
@@ -154,17 +144,6 @@ fn interpolate_at(points: &[(usize, f64)], k: usize) -> f64 {
     } else {
         v
     }
-}
-
-/// Make a rename durable: fsync the directory that holds the file.
-#[cfg(unix)]
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

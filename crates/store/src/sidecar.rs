@@ -1,9 +1,8 @@
 //! `<name>.json` next to each model: where it came from and what it hashes to,
 //! so listing and re-pulls need not re-hash gigabytes.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -44,47 +43,24 @@ impl Sidecar {
     }
 }
 
-/// Writes via a temp file in the same directory so readers see either the old
-/// or the new content, never a torn one, even across a crash.
+/// Writes so readers see either the old or the new content, never a torn
+/// one, even across a crash (`augur_persist::write_atomic`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
-    let ctx = || format!("writing {}", path.display());
-    let mut tmp = temp_in(&dir, path)?;
-    tmp.write_all(bytes).map_err(StoreError::io(ctx()))?;
-    tmp.as_file().sync_all().map_err(StoreError::io(ctx()))?;
-    persist(tmp, path)?;
-    sync_dir(&dir)
+    augur_persist::write_atomic(path, bytes).map_err(StoreError::io(format!("writing {}", path.display())))
 }
 
-/// A hidden temp file in `dir` named after `target`, so a crash leaves an
-/// obviously stray file rather than one that looks like a model.
+/// A hidden temp file in `dir` named after `target` (for streamed writes).
 pub(crate) fn temp_in(dir: &Path, target: &Path) -> Result<NamedTempFile> {
-    let stem = target.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{stem}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // Temp files default to 0600; a model store is shared like any data
-    // directory, so use the usual 0644 (the umask still applies).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    builder.tempfile_in(dir).map_err(StoreError::io(format!("creating a temp file in {}", dir.display())))
+    augur_persist::temp_in(dir, target).map_err(StoreError::io(format!("creating a temp file in {}", dir.display())))
 }
 
 pub(crate) fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
     tmp.persist(dest).map(drop).map_err(|e| StoreError::io(format!("renaming into {}", dest.display()))(e.error))
 }
 
-/// Makes a rename durable: the new directory entry is only on disk once the
-/// directory itself is synced.
+/// Makes a rename durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(format!("syncing {}", dir.display())))
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    augur_persist::sync_dir(dir).map_err(StoreError::io(format!("syncing {}", dir.display())))
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` without pulling in a date crate.

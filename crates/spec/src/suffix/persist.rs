@@ -15,7 +15,7 @@
 //! and a crash leaves either the old file or the new one.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+
 use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
@@ -134,16 +134,7 @@ fn read_store(path: &Path) -> Result<Option<Vec<Vec<Token>>>, SuffixError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SuffixError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let io = io_err(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(&io)?;
-    tmp.write_all(bytes).map_err(&io)?;
-    tmp.as_file().sync_all().map_err(&io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    crate::curve::sync_dir(&dir).map_err(&io)
+    augur_persist::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 impl GlobalSuffixTree {
