@@ -9,12 +9,10 @@ use augur_spec::{CostCurve, MAX_DRAFT};
 
 use crate::RuntimeError;
 
-/// Batch sizes measured; the rest of 1..=MAX_DRAFT+1 is interpolated.
-const POINTS: [usize; 16] = [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 65];
 /// Tokens of context in front of the measured batch, like a real request.
 const CONTEXT: usize = 128;
-/// Interleaved passes over all batch sizes; the minimum per size is kept.
-const REPS: usize = 3;
+/// Interleaved passes over the chunk sizes; the minimum per size is kept.
+const REPS: usize = 5;
 /// Passes whose single-token times differ by more than this factor were
 /// disturbed by other work on the machine: such a curve is used but not
 /// cached (the online cost estimate corrects it during requests).
@@ -142,28 +140,32 @@ pub fn invariant_batch(ctx: &mut Context, batch: &mut Batch) -> Result<usize, Ru
     Ok(best)
 }
 
-/// Time a verify of k tokens, as the driver runs it (chunks of the
-/// invariant size, all logits on), for each measured k. Passes interleave
-/// the sizes, so a burst of other work inflates one pass of every size
-/// rather than every pass of one size; the minimum per size drops it.
-/// Also says whether the passes agreed (the machine was steady).
+/// Time one decode of each chunk size the verifier uses (1..=chunk rows,
+/// all logits on); a verify of k tokens is a run of such chunks, so its
+/// cost follows. Passes interleave the sizes, so a burst of other work
+/// inflates one pass of every size rather than every pass of one size; the
+/// minimum per size drops it. Also says whether the passes agreed (the
+/// machine was steady).
 fn measure(ctx: &mut Context, batch: &mut Batch, chunk: usize) -> Result<(Vec<f64>, bool), RuntimeError> {
     probe_context(ctx, batch)?;
-    let ks: Vec<usize> = POINTS.iter().copied().filter(|&k| k <= batch.capacity()).collect();
-    let mut best = vec![f64::INFINITY; ks.len()];
+    let chunk = chunk.clamp(1, batch.capacity());
+    let mut best = vec![f64::INFINITY; chunk];
     let (mut fastest, mut slowest) = (f64::INFINITY, 0.0f64);
     for _ in 0..REPS {
-        for (b, &k) in best.iter_mut().zip(&ks) {
-            let t = decode_chunked(ctx, batch, k, chunk, |_| {})?;
+        for (i, b) in best.iter_mut().enumerate() {
+            let t = decode_chunked(ctx, batch, i + 1, chunk, |_| {})?;
             *b = b.min(t);
-            if k == 1 {
+            if i == 0 {
                 (fastest, slowest) = (fastest.min(t), slowest.max(t));
             }
         }
     }
     ctx.kv_remove(0, -1, -1)?;
-    let points: Vec<(usize, f64)> = ks.into_iter().zip(best).collect();
     let costs =
-        CostCurve::interpolate(&points, MAX_DRAFT + 1).map_err(|e| RuntimeError::InvalidRequest(e.to_string()))?;
+        (1..=MAX_DRAFT + 1).map(|k| (k / chunk) as f64 * best[chunk - 1] + rem_cost(&best, k % chunk)).collect();
     Ok((costs, slowest <= fastest * NOISY_SPREAD))
+}
+
+fn rem_cost(chunk_costs: &[f64], rows: usize) -> f64 {
+    rows.checked_sub(1).and_then(|i| chunk_costs.get(i)).copied().unwrap_or(0.0)
 }

@@ -158,6 +158,14 @@ const FORCED_PRIOR: AcceptancePrior = AcceptancePrior { first: 0.95, decay: 0.97
 /// more reliable than a 1-gram one, and one average would hide that.
 const LOOKUP_BUCKETS: usize = 4;
 
+/// A lookup match at least this long whose bucket has fewer than
+/// `EARLY_PROBES` observations is drafted (one verify chunk) whatever the
+/// prior says: the modest prior alone would never let a reliable bucket
+/// prove itself, since `explore_every` is rarely reached in one request.
+/// The probes are paid once per worker, as its statistics persist.
+const EARLY_MIN_MATCH: usize = 3;
+const EARLY_PROBES: u32 = 3;
+
 /// Everything speculation keeps across the requests of one worker.
 pub struct Speculator {
     settings: SpecSettings,
@@ -365,6 +373,13 @@ impl Speculator {
     /// Only free sources explore: trying the draft model means catching its
     /// cache up first, which is never cheap.
     fn explore(&mut self, use_lookup: bool, use_suffix: bool, plain: Plan) -> Plan {
+        if use_lookup && self.lookup.last_match() >= EARLY_MIN_MATCH && !self.draft.is_empty() {
+            let stats = &self.lookup_stats[self.lookup_bucket()];
+            if stats.observations(DraftSourceId::Lookup, 1) < EARLY_PROBES {
+                let k = self.draft.len().min(self.chunk);
+                return Plan { source: Some(DraftSourceId::Lookup), k, ..plain };
+            }
+        }
         self.idle_steps += 1;
         if self.idle_steps < self.settings.explore_every {
             return plain;

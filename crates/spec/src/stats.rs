@@ -60,8 +60,16 @@ pub struct SourceCounters {
 struct SourceStats {
     /// `rates[i]` estimates P(token i+1 accepted | tokens 1..=i accepted).
     rates: [f64; MAX_DRAFT],
+    /// Observations of each position so far.
+    seen: [u32; MAX_DRAFT],
     counters: SourceCounters,
 }
+
+/// The prior counts as this many observations: early evidence moves a rate
+/// like a Beta posterior mean (the first observation a third of the way),
+/// later evidence at the EWMA weight, so a source that proves itself in its
+/// first few drafts is believed without waiting for dozens.
+const PRIOR_WEIGHT: f64 = 2.0;
 
 /// EWMA acceptance rates per draft source and per draft position.
 #[derive(Clone, Debug)]
@@ -79,7 +87,7 @@ impl AcceptanceStats {
             *r = a;
             a *= cfg.prior.decay;
         }
-        let fresh = SourceStats { rates, counters: SourceCounters::default() };
+        let fresh = SourceStats { rates, seen: [0; MAX_DRAFT], counters: SourceCounters::default() };
         Ok(Self { cfg, sources: std::array::from_fn(|_| fresh.clone()) })
     }
 
@@ -94,12 +102,23 @@ impl AcceptanceStats {
         s.counters.steps += 1;
         s.counters.drafted += drafted as u64;
         s.counters.accepted += accepted as u64;
-        for r in &mut s.rates[..accepted] {
-            *r += alpha * (1.0 - *r);
+        let weight = |seen: &mut u32| {
+            let w = (1.0 / (PRIOR_WEIGHT + f64::from(*seen) + 1.0)).max(alpha);
+            *seen = seen.saturating_add(1);
+            w
+        };
+        for (r, n) in s.rates[..accepted].iter_mut().zip(&mut s.seen) {
+            *r += weight(n) * (1.0 - *r);
         }
-        if let Some(r) = s.rates[..drafted].get_mut(accepted) {
-            *r -= alpha * *r;
+        if accepted < drafted {
+            let w = weight(&mut s.seen[accepted]);
+            s.rates[accepted] -= w * s.rates[accepted];
         }
+    }
+
+    /// How often 1-based draft position `pos` of `source` was observed.
+    pub fn observations(&self, source: DraftSourceId, pos: usize) -> u32 {
+        pos.checked_sub(1).and_then(|i| self.sources[source.index()].seen.get(i)).copied().unwrap_or(0)
     }
 
     /// Estimated acceptance at 1-based draft position `pos` (0 outside
@@ -149,6 +168,30 @@ mod tests {
             s.record(DraftSourceId::Suffix, 1, usize::from(i % 4 != 0));
         }
         assert!((s.rate(DraftSourceId::Suffix, 1) - 0.75).abs() < 0.1);
+    }
+
+    /// The first observations move a rate like a Beta posterior mean with
+    /// the prior worth two observations; later ones at the EWMA weight.
+    #[test]
+    fn early_evidence_counts_more() {
+        let mut s = AcceptanceStats::new(StatsConfig::default()).unwrap();
+        let src = DraftSourceId::Lookup;
+        assert_eq!(s.observations(src, 1), 0);
+        s.record(src, 1, 1);
+        assert!((s.rate(src, 1) - 2.0 / 3.0).abs() < 1e-12, "{}", s.rate(src, 1));
+        s.record(src, 1, 1);
+        assert!((s.rate(src, 1) - 0.75).abs() < 1e-12);
+        s.record(src, 1, 0);
+        assert!((s.rate(src, 1) - 0.6).abs() < 1e-12);
+        assert_eq!(s.observations(src, 1), 3);
+        assert_eq!(s.observations(src, 2), 0);
+        // After many observations a step moves it by alpha only.
+        for _ in 0..100 {
+            s.record(src, 1, 1);
+        }
+        let before = s.rate(src, 1);
+        s.record(src, 1, 0);
+        assert!((s.rate(src, 1) - before * 0.95).abs() < 1e-12);
     }
 
     #[test]
