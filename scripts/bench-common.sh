@@ -49,3 +49,14 @@ trap stop_servers EXIT
 
 # A command line as one shell-quoted string, for --server-command.
 quoted() { local s; printf -v s '%q ' "$@"; echo "${s% }"; }
+
+# A fresh augur home under DIR sharing the models and the cached verify-cost
+# curves but with an empty suffix store, so a server's global suffix tree
+# learns only from this run's requests. Prints its path.
+fresh_home() {
+  local home; home=$(mktemp -d "${1:-/tmp}/augur-home.XXXXXX")
+  mkdir -p "$AUGUR_HOME/calibration"
+  ln -s "$AUGUR_HOME/models" "$home/models"
+  ln -s "$AUGUR_HOME/calibration" "$home/calibration"
+  echo "$home"
+}

@@ -20,8 +20,12 @@ declare -A cmd=(
 declare -A port=([augur-off]=8091 [augur-auto]=8092 [llama-server]=8093 [llama-server-ngram-mod]=8094)
 order=(augur-off augur-auto llama-server llama-server-ngram-mod)
 args=(); recorded=()
+work=$(mktemp -d)
 for name in "${order[@]}"; do
-  start_server "/tmp/bench-http-$name.log" bash -c "exec ${cmd[$name]}"
+  # Each augur server's global suffix tree starts empty (it still learns
+  # within the run: the warm-up of a prompt is an earlier request).
+  home="$AUGUR_HOME"; [[ $name != augur-* ]] || home=$(fresh_home "$work")
+  AUGUR_HOME="$home" start_server "/tmp/bench-http-$name.log" bash -c "exec ${cmd[$name]}"
   args+=(--target "name=$name,model=$model,endpoint=http://127.0.0.1:${port[$name]}")
   recorded+=(--server-command "${cmd[$name]}")
 done
@@ -30,3 +34,5 @@ few=(); [ "$iterations" -ge 3 ] || few=(--allow-fewer-iterations)
 "$bin" bench run --suite "$suite" --max-prompts "$prompts" --iterations "$iterations" "${few[@]}" --no-checks \
   --hash-only --out "$results" --label http --peer "$(peer_version "$peers")" "${recorded[@]}" "${args[@]}"
 echo "(run by: $invocation)" >&2
+stop_servers
+rm -rf "$work"

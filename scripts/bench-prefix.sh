@@ -22,7 +22,7 @@ measure() {
   start_server "/tmp/bench-prefix-$name.log" "$@"
   wait_up "$port"
   recorded+=(--server-command "$(quoted "$@")")
-  python3 scripts/bench_prefix.py --url "http://127.0.0.1:$port" --name "$name" --out "$rows" \
+  python3 scripts/bench_prefix.py --url "http://127.0.0.1:$port" --model "$model" --name "$name" --out "$rows" \
     --conversations "$conversations" --turns "$turns" --pause "$pause"
   stop_servers
 }

@@ -15,6 +15,9 @@ peers=$(peers_bin llama-speculative-simple llama-lookup)
 target="$AUGUR_HOME/models/$target_name.gguf"
 draft="$AUGUR_HOME/models/$draft_name.gguf"
 dir=$(mktemp -d); rows="$dir/rows.jsonl"
+# augur run's global suffix tree starts empty: it learns from this run's
+# earlier prompts only, never from earlier runs of the same prompt.
+home=$(fresh_home "$dir")
 python3 scripts/spec_prompts.py "$dir"
 prompts=("$dir"/*.txt)
 [ -z "${SPEC_PROMPTS:-}" ] || prompts=("${prompts[@]:0:$SPEC_PROMPTS}")
@@ -23,7 +26,7 @@ for f in "${prompts[@]}"; do
   row() { python3 scripts/bench_rows.py run --out "$rows" --suite spec --prompt "$id" --as "$f=PROMPT" "$@"; }
   for mode in "${modes[@]}"; do
     extra=(); [[ $mode == draft || $mode == auto ]] && extra=(--draft-model "$draft_name")
-    row --config "$mode" --model "$target_name" --parse augur-json -- \
+    AUGUR_HOME="$home" row --config "$mode" --model "$target_name" --parse augur-json -- \
       "$bin" run -m "$target_name" -t "$threads" -f "$f" -n "$n" --spec "$mode" "${extra[@]}" --json
   done
   row --config llama-lookup --parse speed -- \

@@ -39,11 +39,11 @@ CODE = [
 FOLLOW_UPS = ["Fix the worst bug.", "Now add a test for it.", "Anything else to change?", "Summarise in one line."]
 
 
-def stream(url, messages, max_tokens):
+def stream(url, model, messages, max_tokens):
     """One streamed chat completion: (text, ttft seconds, seconds, usage)."""
     u = urllib.parse.urlparse(url)
     body = json.dumps({
-        "model": "default", "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+        "model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
         "stream": True, "stream_options": {"include_usage": True},
     })
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
@@ -78,6 +78,7 @@ def main():
     ap.add_argument("--turns", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--pause", type=float, default=5.0)
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b", help="the request's model (servers refuse unknown names)")
     a = ap.parse_args()
     command = " ".join(["python3", "scripts/bench_prefix.py"] + sys.argv[1:])
     with open(a.out, "a") as out:
@@ -88,7 +89,7 @@ def main():
                 row = {"suite": "prefix", "prompt": f"conversation-{c + 1}-turn-{t + 1}", "config": a.name,
                        "command": command}
                 try:
-                    text, ttft, total, usage = stream(a.url, messages, a.max_tokens)
+                    text, ttft, total, usage = stream(a.url, a.model, messages, a.max_tokens)
                     done = usage.get("completion_tokens", 0)
                     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
                     decode = total - ttft

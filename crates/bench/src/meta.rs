@@ -172,14 +172,23 @@ pub fn shell_quote(arg: &str) -> String {
 }
 
 /// The commit of the current directory's checkout, else of the source tree
-/// this harness was built from.
+/// this harness was built from; `+dirty` when tracked files other than
+/// stored runs and documents differ from it (the measured build is then not
+/// that commit).
 pub fn git_commit() -> Option<String> {
     commit_in(".").or_else(|| commit_in(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn commit_in(dir: &str) -> Option<String> {
-    let out = std::process::Command::new("git").args(["-C", dir, "rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let git = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok();
+    let out = git(&["rev-parse", "HEAD"])?;
+    if !out.status.success() {
+        return None;
+    }
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let clean = git(&["diff", "--quiet", "HEAD", "--", ".", ":(exclude)bench/results", ":(exclude)docs"])
+        .is_none_or(|o| o.status.code() != Some(1));
+    Some(if clean { commit } else { format!("{commit}+dirty") })
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` and a sortable run id from the same instant.
@@ -203,6 +212,31 @@ mod tests {
         assert_eq!(super::shell_quote("a b"), "'a b'");
         assert_eq!(super::shell_quote(""), "''");
         assert_eq!(super::shell_quote("it's"), r"'it'\''s'");
+    }
+
+    /// A build measured from uncommitted source is marked, so a stored run
+    /// never claims a commit it was not built from; runs and docs are not
+    /// source.
+    #[test]
+    fn uncommitted_source_marks_the_commit_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git").arg("-C").arg(d).args(args).output().unwrap().status.success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("docs")).unwrap();
+        std::fs::write(dir.path().join("src.rs"), "fn a() {}").unwrap();
+        std::fs::write(dir.path().join("docs/B.md"), "x").unwrap();
+        git(&["add", "."]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]);
+        let clean = super::commit_in(d).unwrap();
+        assert!(clean.len() == 40 && clean.bytes().all(|b| b.is_ascii_hexdigit()), "{clean}");
+        std::fs::write(dir.path().join("docs/B.md"), "y").unwrap();
+        assert_eq!(super::commit_in(d).unwrap(), clean);
+        std::fs::write(dir.path().join("src.rs"), "fn b() {}").unwrap();
+        assert_eq!(super::commit_in(d).unwrap(), format!("{clean}+dirty"));
     }
 
     #[test]

@@ -164,6 +164,18 @@ fn runs_combine_with_plus_and_the_latest_label_wins() {
     assert_eq!(render(dir.path(), &format!("{{{{ count run={first} what=rows }}}}")).expect("render"), "9");
 }
 
+#[test]
+fn counts_narrow_to_a_suite_and_a_configuration() {
+    let (dir, _) = store_with_spec();
+    let count = |args: &str| render(dir.path(), &format!("{{{{ count run=spec {args} }}}}")).expect("render");
+    assert_eq!(count("what=prompts"), "4");
+    assert_eq!(count("what=prompts suite=spec"), "2");
+    assert_eq!(count("what=rows suite=curve"), "2");
+    assert_eq!(count("what=rows suite=spec config=off"), "3");
+    assert_eq!(count("what=mismatches suite=spec"), "1");
+    assert!(template_err(dir.path(), "{{ count run=spec what=rows suite=nope }}").1.contains("nope"));
+}
+
 fn template_err(dir: &Path, text: &str) -> (usize, String) {
     match render(dir, text) {
         Err(BenchError::Template { line, message, .. }) => (line, message),

@@ -512,6 +512,7 @@ pub fn worker_config(inst: &InstanceSpec, queue: usize, state_dir: Option<&std::
         draft,
         calibration_dir: state_dir.map(|d| d.join("calibration")),
         suffix_store: state_dir.map(|d| d.join("suffix").join(format!("{stem}.bin"))),
+        prefix_cache: inst.model.prefix_cache,
         ..WorkerConfig::new(&inst.key, inst.path.clone())
     }
 }

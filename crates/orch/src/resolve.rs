@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use augur_gguf::{GgufFile, MetaOverride};
-use augur_runtime::SpecMode;
+use augur_runtime::{PrefixReuse, SpecMode};
 use regex::Regex;
 
 use crate::config::{
@@ -45,6 +45,7 @@ pub struct ModelSpec {
     /// Configured resident size; `None`: estimated from the file.
     pub memory: Option<u64>,
     pub repack: bool,
+    pub prefix_cache: PrefixReuse,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +238,7 @@ fn model_spec(name: &str, m: &ModelEntry) -> Result<ModelSpec, OrchError> {
         residency: m.residency,
         memory,
         repack: m.repack.unwrap_or(true),
+        prefix_cache: m.prefix_cache.map(PrefixReuse::from).unwrap_or_default(),
     })
 }
 

@@ -20,6 +20,18 @@ fn the_example_config_is_valid_and_its_files_check() {
 }
 
 #[test]
+fn prefix_cache_is_read_and_checked() {
+    use augur_runtime::PrefixReuse;
+    let cfg =
+        TeamConfig::from_toml("[models.a]\nsource = \"x\"\nprefix_cache = \"prompt\"\n[models.b]\nsource = \"y\"\n")
+            .expect("valid");
+    assert_eq!(cfg.models["a"].prefix_cache, PrefixReuse::Prompt);
+    assert_eq!(cfg.models["b"].prefix_cache, PrefixReuse::Conversation);
+    let e = err("[models.a]\nsource = \"x\"\nprefix_cache = \"always\"\n");
+    assert!(e.contains("prefix_cache") || e.contains("always"), "{e}");
+}
+
+#[test]
 fn unknown_keys_are_reported_with_their_path() {
     let e = err(&format!("{MODELS}[roles.coder]\nmodel = \"qwen\"\ntemprature = 0.2\n"));
     assert!(e.contains("roles.coder") && e.contains("unknown field `temprature`"), "{e}");

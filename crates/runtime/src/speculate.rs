@@ -154,9 +154,10 @@ const CATCH_UP_FRACTION: f64 = 0.3;
 /// a different tokenisation of it is rejected.
 const FORCED_PRIOR: AcceptancePrior = AcceptancePrior { first: 0.95, decay: 0.97 };
 
-/// Lookup statistics are kept per matched n-gram size: a 4-gram match is far
-/// more reliable than a 1-gram one, and one average would hide that.
-const LOOKUP_BUCKETS: usize = 4;
+/// Lookup statistics are kept per match length (the lower bounds of the
+/// buckets): a copied passage that matches 16 tokens back is far more
+/// reliable than a chance 4-gram, and one average would hide that.
+const LOOKUP_BUCKETS: [usize; 6] = [1, 2, 3, 4, 8, 16];
 
 /// A lookup match at least this long whose bucket has fewer than
 /// `EARLY_PROBES` observations is drafted (one verify chunk) whatever the
@@ -174,6 +175,10 @@ pub struct Speculator {
     draft_model: Option<DraftModel>,
     lookup_stats: Vec<AcceptanceStats>,
     suffix_stats: AcceptanceStats,
+    /// Observed over predicted acceptance of suffix drafts, which scales
+    /// the drafts' own count-ratio probabilities (over-confident where a
+    /// context was seen only once or twice).
+    suffix_trust: SuffixTrust,
     draft_stats: AcceptanceStats,
     grammar_stats: AcceptanceStats,
     cost: Option<CostModel>,
@@ -201,8 +206,9 @@ impl Speculator {
             lookup,
             suffix,
             draft_model,
-            lookup_stats: vec![stats.clone(); LOOKUP_BUCKETS],
+            lookup_stats: vec![stats.clone(); LOOKUP_BUCKETS.len()],
             suffix_stats: stats.clone(),
+            suffix_trust: SuffixTrust::default(),
             draft_stats: stats,
             cost: None,
             draft: Draft::with_capacity(MAX_DRAFT),
@@ -251,7 +257,8 @@ impl Speculator {
     }
 
     fn lookup_bucket(&self) -> usize {
-        self.lookup.last_match().clamp(1, LOOKUP_BUCKETS) - 1
+        let m = self.lookup.last_match();
+        LOOKUP_BUCKETS.iter().rposition(|&lo| m >= lo).unwrap_or(0)
     }
 
     /// Choose and fill the draft for this step; returns the plan.
@@ -279,8 +286,11 @@ impl Speculator {
         if use_suffix {
             self.suffix.propose(history, limit, &mut self.suffix_draft);
             if !self.suffix_draft.is_empty() {
-                let p = cost.choose(&self.suffix_stats, DraftSourceId::Suffix, self.suffix_draft.len());
-                if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
+                let rates = self.suffix_trust.rates(self.suffix.last_draft());
+                let mut p = cost.plan_for(rates, cost.draft_cost(DraftSourceId::Suffix), self.suffix_draft.len());
+                self.suffix_trust.planned(p.k);
+                if p.k > 0 && p.expected_tokens_per_sec > best.expected_tokens_per_sec {
+                    p.source = Some(DraftSourceId::Suffix);
                     best = p;
                 }
             }
@@ -402,13 +412,85 @@ impl Speculator {
                 self.lookup_stats[b].record(DraftSourceId::Lookup, drafted, accepted);
             }
             Some(DraftSourceId::DraftModel) => self.draft_stats.record(DraftSourceId::DraftModel, drafted, accepted),
-            Some(DraftSourceId::Suffix) => self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted),
+            Some(DraftSourceId::Suffix) => {
+                self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted);
+                self.suffix_trust.observe(drafted, accepted);
+            }
             Some(DraftSourceId::Grammar) => self.grammar_stats.record(DraftSourceId::Grammar, drafted, accepted),
             _ => {}
         }
         if drafted > 0 {
             self.idle_steps = 0;
         }
+    }
+}
+
+/// Acceptance estimates for a suffix draft: its own conditional
+/// probabilities (count ratios along the tree path) times a trust factor
+/// learnt from how many of its tokens the target accepted against how many
+/// it predicted. The tree's estimate is specific to this context, which
+/// per-position averages are not; the factor corrects its bias.
+#[derive(Clone, Debug)]
+struct SuffixTrust {
+    trust: f64,
+    steps: u32,
+    rates: [f64; MAX_DRAFT],
+    /// Predicted accepted tokens of each prefix length of the last draft.
+    predicted: [f64; MAX_DRAFT + 1],
+    planned: usize,
+}
+
+/// A first guess below one: count ratios from few occurrences overstate.
+const SUFFIX_TRUST_PRIOR: f64 = 0.8;
+/// Never plan on certainty: the target can always disagree.
+const SUFFIX_RATE_CAP: f64 = 0.98;
+/// A draft grown from a shorter context match is a guess from one or two
+/// tokens of context: not planned on.
+const SUFFIX_MIN_MATCH: usize = 3;
+
+impl Default for SuffixTrust {
+    fn default() -> Self {
+        Self {
+            trust: SUFFIX_TRUST_PRIOR,
+            steps: 0,
+            rates: [0.0; MAX_DRAFT],
+            predicted: [0.0; MAX_DRAFT + 1],
+            planned: 0,
+        }
+    }
+}
+
+impl SuffixTrust {
+    /// Per-position conditional acceptance for `draft`, scaled by the trust.
+    fn rates(&mut self, draft: &augur_spec::SuffixDraft) -> &[f64] {
+        let n = if draft.match_len < SUFFIX_MIN_MATCH { 0 } else { draft.probs.len().min(MAX_DRAFT) };
+        let (mut prev, mut reach) = (1.0f64, 1.0f64);
+        for (i, &p) in draft.probs[..n].iter().enumerate() {
+            let p = f64::from(p);
+            let cond = if prev > 0.0 { (p / prev).clamp(0.0, 1.0) } else { 0.0 };
+            prev = p;
+            self.rates[i] = (cond * self.trust).min(SUFFIX_RATE_CAP);
+            reach *= self.rates[i];
+            self.predicted[i + 1] = self.predicted[i] + reach;
+        }
+        &self.rates[..n]
+    }
+
+    fn planned(&mut self, k: usize) {
+        self.planned = k;
+    }
+
+    /// Move the trust towards observed / predicted for the drafted prefix;
+    /// early steps move it most, as with the acceptance statistics.
+    fn observe(&mut self, drafted: usize, accepted: usize) {
+        if drafted == 0 || drafted != self.planned {
+            return;
+        }
+        let predicted = self.predicted[drafted.min(MAX_DRAFT)];
+        let ratio = ((accepted as f64 + 0.5) / (predicted + 0.5)).clamp(0.0, 1.5);
+        let w = (1.0 / (f64::from(self.steps) + 3.0)).max(0.05);
+        self.steps = self.steps.saturating_add(1);
+        self.trust = (self.trust + w * (ratio * self.trust - self.trust)).clamp(0.05, 1.25);
     }
 }
 
@@ -737,5 +819,57 @@ mod picker_tests {
         // Then only `x` is allowed, and after it only the end token.
         assert_eq!(p.pick(&row, 1).unwrap(), b'x' as i32);
         assert_eq!(p.pick(&row, 2).unwrap(), test_vocab::small().eos as i32);
+    }
+}
+
+#[cfg(test)]
+mod suffix_trust_tests {
+    use super::*;
+    use augur_spec::SuffixDraft;
+
+    fn draft(probs: &[f32], match_len: usize) -> SuffixDraft {
+        SuffixDraft {
+            tokens: (0..probs.len() as Token).collect(),
+            probs: probs.to_vec(),
+            match_len,
+            score: probs.iter().sum(),
+        }
+    }
+
+    #[test]
+    fn rates_are_conditional_probabilities_times_trust() {
+        let mut t = SuffixTrust::default();
+        let r = t.rates(&draft(&[1.0, 0.5, 0.25], 8)).to_vec();
+        let want = [SUFFIX_TRUST_PRIOR, 0.5 * SUFFIX_TRUST_PRIOR, 0.5 * SUFFIX_TRUST_PRIOR];
+        assert_eq!(r.len(), 3);
+        assert!(r.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{r:?}");
+        // However trusted, never certain.
+        t.trust = 1.2;
+        assert_eq!(t.rates(&draft(&[1.0], 8)), [SUFFIX_RATE_CAP]);
+        // Too short a match is not planned on.
+        assert!(t.rates(&draft(&[1.0, 1.0], SUFFIX_MIN_MATCH - 1)).is_empty());
+    }
+
+    #[test]
+    fn trust_follows_what_the_target_accepts() {
+        let mut bad = SuffixTrust::default();
+        for _ in 0..5 {
+            bad.rates(&draft(&[1.0, 1.0, 1.0], 8));
+            bad.planned(3);
+            bad.observe(3, 0);
+        }
+        assert!(bad.trust < 0.5 * SUFFIX_TRUST_PRIOR, "{}", bad.trust);
+        let mut good = SuffixTrust::default();
+        for _ in 0..5 {
+            good.rates(&draft(&[1.0, 1.0, 1.0], 8));
+            good.planned(3);
+            good.observe(3, 3);
+        }
+        assert!(good.trust > SUFFIX_TRUST_PRIOR, "{}", good.trust);
+        // A draft cut after planning (by a grammar) says nothing.
+        let before = good.trust;
+        good.planned(3);
+        good.observe(2, 0);
+        assert_eq!(good.trust, before);
     }
 }

@@ -11,6 +11,10 @@ use crate::{SpecError, Token, MAX_DRAFT};
 /// Longest n-gram the index supports (keys are fixed-size arrays).
 pub const MAX_NGRAM: usize = 8;
 
+/// How far back a match is followed past its n-gram to measure its length
+/// (bounds the per-step work).
+pub const MATCH_CAP: usize = 32;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupConfig {
     /// Shortest n-gram worth matching (1..=n_max).
@@ -130,10 +134,22 @@ impl PromptLookup {
             .find_map(|n| self.best.get(&Key::new(&context[len - n..])?).map(|b| (b.pos, n)))
     }
 
-    /// N-gram size of the match behind the last proposal (0: none). Longer
-    /// matches are accepted more often, so the driver keeps statistics per size.
+    /// Length of the match behind the last proposal (0: none): the n-gram,
+    /// followed back through the tokens before it while the earlier
+    /// occurrence agrees with the context, up to `MATCH_CAP`. A copy of a
+    /// whole passage matches far back, a chance phrase only for its n-gram,
+    /// so the driver keeps statistics per length.
     pub fn last_match(&self) -> usize {
         self.last_match
+    }
+
+    /// `n` plus how many tokens before the two occurrences also agree.
+    fn match_length(context: &[Token], start: usize, n: usize) -> usize {
+        let (earlier, recent) = (start - n, context.len() - n);
+        let back = (0..MATCH_CAP.saturating_sub(n))
+            .take_while(|&i| i < earlier && context[earlier - 1 - i] == context[recent - 1 - i])
+            .count();
+        n + back
     }
 }
 
@@ -149,7 +165,7 @@ impl Drafter for PromptLookup {
         let Some((start, n)) = self.lookup(context) else {
             return;
         };
-        self.last_match = n;
+        self.last_match = Self::match_length(context, start, n);
         let end = start.saturating_add(max_len.min(self.cfg.max_draft)).min(context.len());
         for &t in context.get(start..end).unwrap_or(&[]) {
             // A cleared draft is deterministic, so push cannot fail.
@@ -232,6 +248,27 @@ mod tests {
         assert_eq!(draft.tokens(), &(10..50).chain(0..10).collect::<Vec<_>>()[..]);
         lookup.propose(&text, 5, &mut draft);
         assert_eq!(draft.tokens(), &[10, 11, 12, 13, 14]);
+    }
+
+    #[test]
+    fn match_length_follows_the_copy_back() {
+        let mut lookup = PromptLookup::new(LookupConfig::default()).unwrap();
+        let mut draft = Draft::default();
+        // 0..20 then its first 12 tokens again: the 4-gram matches, and so
+        // do the 8 tokens before it.
+        let text: Vec<Token> = (0..20).chain(0..12).collect();
+        lookup.propose(&text, 8, &mut draft);
+        assert_eq!((draft.tokens()[0], lookup.last_match()), (12, 12));
+        // A chance phrase: only the n-gram agrees.
+        let text = [9, 1, 2, 3, 4, 5, 8, 1, 2, 3, 4];
+        lookup.propose(&text, 8, &mut draft);
+        assert_eq!((draft.tokens()[0], lookup.last_match()), (5, 4));
+        // Capped, however long the copy.
+        let text: Vec<Token> = (0..100).chain(0..90).collect();
+        lookup.propose(&text, 8, &mut draft);
+        assert_eq!(lookup.last_match(), MATCH_CAP);
+        lookup.propose(&[], 8, &mut draft);
+        assert_eq!(lookup.last_match(), 0);
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Kind {
             Kind::Command => (&["run"], &[]),
             Kind::Value => (&["run", "config", "metric"], &["suite", "prompt", "digits"]),
             Kind::Ratio => (&["run", "metric", "config", "baseline"], &["suite", "prompt", "stat", "digits"]),
-            Kind::Count => (&["run", "what"], &["config"]),
+            Kind::Count => (&["run", "what"], &["config", "suite"]),
             Kind::Series => (&["run", "config", "metric"], &["suite", "digits"]),
             Kind::Machine => (&["run"], &[]),
         }

@@ -77,10 +77,16 @@ fn prompt_ratios(run: &Run, d: &Directive) -> Result<Vec<f64>, String> {
     Ok(ratios)
 }
 
-/// `what=rows|prompts|configs|mismatches|errors`, optionally of one configuration.
+/// `what=rows|prompts|configs|mismatches|errors`, optionally of one
+/// configuration and one suite.
 pub fn count(run: &Run, d: &Directive) -> Result<String, String> {
     let only = d.get("config").map(|c| config(run, c)).transpose()?;
-    let rows: Vec<_> = run.rows.iter().filter(|r| only.is_none_or(|c| r.config == c)).collect();
+    let suite = d.get("suite");
+    if let Some(s) = suite.filter(|s| !run.rows.iter().any(|r| r.suite == *s)) {
+        return Err(format!("run {}: no suite {s:?}", run.id()));
+    }
+    let rows: Vec<_> =
+        run.rows.iter().filter(|r| only.is_none_or(|c| r.config == c) && suite.is_none_or(|s| r.suite == s)).collect();
     let n = match d.req("what") {
         "rows" => rows.len(),
         "mismatches" => rows.iter().filter(|r| r.identical == Some(false)).count(),
@@ -117,7 +123,9 @@ pub fn series(run: &Run, d: &Directive) -> Result<String, String> {
 /// CPU, cores, memory and SIMD flags; versions and commit; date.
 pub fn machine(run: &Run) -> String {
     let m = &run.meta;
-    let commit: String = m.git_commit.as_deref().unwrap_or("unknown").chars().take(12).collect();
+    let full = m.git_commit.as_deref().unwrap_or("unknown");
+    let (hash, dirty) = full.split_once('+').map_or((full, ""), |(h, _)| (h, "+dirty"));
+    let commit: String = hash.chars().take(12).chain(dirty.chars()).collect();
     let peers: String = m.peers.iter().map(|(k, v)| format!(", {k} {v}")).collect();
     format!(
         "{} ({} cores, {:.1} GiB, {}); augur {} at commit `{commit}` with {}{peers}; measured {}",
