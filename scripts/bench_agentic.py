@@ -25,7 +25,7 @@ import jsonschema
 
 sys.dont_write_bytecode = True  # no scripts/__pycache__ next to the committed scripts
 import bench_rows  # noqa: E402
-from bench_tools import DESCRIPTIONS, TOOLS, post, shown_command  # noqa: E402
+from bench_tools import DESCRIPTIONS, TOOLS, endpoint_args, post, shown_command  # noqa: E402
 
 SYSTEM = (
     "You are the tool-calling core of a coding agent. Tools:\n"
@@ -119,10 +119,7 @@ def phase(name, results):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
-    ap.add_argument("--augur", default=None, help="JSON for the request's augur extension")
+    endpoint_args(ap)
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--limit", type=int, default=len(requests()))
     ap.add_argument("--timeout", type=float, default=600)

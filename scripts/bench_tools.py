@@ -133,12 +133,18 @@ def shown_command():
     return shlex.join(argv)
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def endpoint_args(ap):
+    """The arguments every workload client takes: where, as what, and the
+    request's augur extension."""
     ap.add_argument("--url", required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--augur", default=None, help="JSON for the request's augur extension")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    endpoint_args(ap)
     ap.add_argument("--tool-choice", default="required")
     ap.add_argument("--max-tokens", type=int, default=120)
     ap.add_argument("--limit", type=int, default=len(PROMPTS))

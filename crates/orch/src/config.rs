@@ -65,26 +65,7 @@ pub struct ModelEntry {
     /// llama.cpp's repacked weight layout (faster decode); default true.
     pub repack: Option<bool>,
     /// KV kept between requests, as `--prefix-cache`; default conversation.
-    pub prefix_cache: Option<PrefixCache>,
-}
-
-/// `prefix_cache = "off" | "prompt" | "conversation"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrefixCache {
-    Off,
-    Prompt,
-    Conversation,
-}
-
-impl From<PrefixCache> for PrefixReuse {
-    fn from(p: PrefixCache) -> Self {
-        match p {
-            PrefixCache::Off => PrefixReuse::Off,
-            PrefixCache::Prompt => PrefixReuse::Prompt,
-            PrefixCache::Conversation => PrefixReuse::Conversation,
-        }
-    }
+    pub prefix_cache: Option<PrefixReuse>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -238,7 +238,7 @@ fn model_spec(name: &str, m: &ModelEntry) -> Result<ModelSpec, OrchError> {
         residency: m.residency,
         memory,
         repack: m.repack.unwrap_or(true),
-        prefix_cache: m.prefix_cache.map(PrefixReuse::from).unwrap_or_default(),
+        prefix_cache: m.prefix_cache.unwrap_or_default(),
     })
 }
 

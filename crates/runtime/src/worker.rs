@@ -90,8 +90,10 @@ pub struct WorkerConfig {
 
 /// What a worker keeps in its KV cache between requests. Reuse never
 /// changes an output: only KV computed exactly as a cold prefill would
-/// compute it is reused (see `prefix`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// compute it is reused (see `prefix`). In a config file:
+/// `prefix_cache = "off" | "prompt" | "conversation"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PrefixReuse {
     /// Every request prefills its whole prompt.
     Off,

@@ -63,7 +63,9 @@ impl CostCurve {
 
     /// Piecewise-linear fill of `c(1..=max_k)` from measured `(k, seconds)`
     /// points (sorted by k, starting at k = 1). Beyond the last point the
-    /// last segment's slope is extended, never decreasing.
+    /// last segment's slope is extended, never decreasing. Only tests fill
+    /// curves from sparse points: calibration times every chunk size.
+    #[cfg(test)]
     pub fn interpolate(points: &[(usize, f64)], max_k: usize) -> Result<Vec<f64>, SpecError> {
         let ok_points = points.first().is_some_and(|p| p.0 == 1)
             && points.windows(2).all(|w| w[0].0 < w[1].0)
@@ -128,6 +130,7 @@ impl CostCurve {
 }
 
 /// Linear interpolation at `k` over validated points.
+#[cfg(test)]
 fn interpolate_at(points: &[(usize, f64)], k: usize) -> f64 {
     let seg = points.windows(2).find(|w| k <= w[1].0);
     let (a, b) = match (seg, points) {
