@@ -95,24 +95,42 @@ impl AcceptanceStats {
     /// Positions 1..=accepted saw a success, position accepted+1 a failure;
     /// later positions were not observed (their condition did not hold).
     pub fn record(&mut self, source: DraftSourceId, drafted: usize, accepted: usize) {
-        let alpha = self.cfg.alpha;
-        let s = &mut self.sources[source.index()];
+        let c = &mut self.sources[source.index()].counters;
         let drafted = drafted.min(MAX_DRAFT);
         let accepted = accepted.min(drafted);
-        s.counters.steps += 1;
-        s.counters.drafted += drafted as u64;
-        s.counters.accepted += accepted as u64;
+        c.steps += 1;
+        c.drafted += drafted as u64;
+        c.accepted += accepted as u64;
+        self.observe(source, drafted, accepted);
+    }
+
+    /// Learns from what verifying a draft accepted, or would have (a
+    /// proposal checked against the target's tokens without a verify), but
+    /// leaves the counters of real verify steps alone.
+    pub fn observe(&mut self, source: DraftSourceId, drafted: usize, accepted: usize) {
+        self.observe_from(source, 0, drafted, accepted);
+    }
+
+    /// Like `observe`, for draft positions `from + 1 ..= from + drafted`
+    /// (the earlier ones were observed accepted before).
+    pub fn observe_from(&mut self, source: DraftSourceId, from: usize, drafted: usize, accepted: usize) {
+        let alpha = self.cfg.alpha;
+        let s = &mut self.sources[source.index()];
+        let from = from.min(MAX_DRAFT);
+        let drafted = drafted.min(MAX_DRAFT - from);
+        let accepted = accepted.min(drafted);
         let weight = |seen: &mut u32| {
             let w = (1.0 / (PRIOR_WEIGHT + f64::from(*seen) + 1.0)).max(alpha);
             *seen = seen.saturating_add(1);
             w
         };
-        for (r, n) in s.rates[..accepted].iter_mut().zip(&mut s.seen) {
+        let (rates, seen) = (&mut s.rates[from..], &mut s.seen[from..]);
+        for (r, n) in rates[..accepted].iter_mut().zip(seen.iter_mut()) {
             *r += weight(n) * (1.0 - *r);
         }
         if accepted < drafted {
-            let w = weight(&mut s.seen[accepted]);
-            s.rates[accepted] -= w * s.rates[accepted];
+            let w = weight(&mut seen[accepted]);
+            rates[accepted] -= w * rates[accepted];
         }
     }
 
@@ -192,6 +210,23 @@ mod tests {
         let before = s.rate(src, 1);
         s.record(src, 1, 0);
         assert!((s.rate(src, 1) - before * 0.95).abs() < 1e-12);
+    }
+
+    /// Positions resolved in pieces learn what one observation of the
+    /// whole draft learns; and only real verify steps are counted.
+    #[test]
+    fn observing_in_pieces_equals_observing_at_once() {
+        let mut whole = AcceptanceStats::new(StatsConfig::default()).unwrap();
+        let mut pieces = whole.clone();
+        let src = DraftSourceId::Lookup;
+        whole.observe(src, 6, 4);
+        pieces.observe_from(src, 0, 2, 2);
+        pieces.observe_from(src, 2, 1, 1);
+        pieces.observe_from(src, 3, 3, 1);
+        assert_eq!(whole.rates(src), pieces.rates(src));
+        assert_eq!(pieces.counters(src), SourceCounters::default());
+        pieces.observe_from(src, MAX_DRAFT, 5, 0); // past the end: ignored, no panic
+        assert_eq!(whole.rates(src), pieces.rates(src));
     }
 
     #[test]
