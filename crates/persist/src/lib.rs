@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use tempfile::NamedTempFile;
 
@@ -22,11 +23,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(&dir)
 }
 
+/// A temp file this old was left by a writer that died before its rename
+/// (a live writer renames within seconds).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Most directory entries looked at per sweep, so a huge directory costs a
+/// bounded amount of work per write.
+const SWEEP_LIMIT: usize = 4096;
+
+/// Remove `target`'s temp files (see `temp_in`) older than
+/// `STALE_TEMP_AGE`, so killed writers do not leave them piling up.
+/// Best effort: a file that cannot be read or removed is left alone.
+fn sweep_stale_temps(dir: &Path, target: &Path) {
+    let Some(stem) = target.file_name().map(|s| s.to_string_lossy().into_owned()) else { return };
+    let prefix = format!(".{stem}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let now = SystemTime::now();
+    for e in entries.flatten().take(SWEEP_LIMIT) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(&prefix) && name.ends_with(".tmp")) {
+            continue;
+        }
+        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+        if age.is_some_and(|a| a > STALE_TEMP_AGE) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// A hidden temp file in `dir` named after `target` (`.NAME.XXXXXX.tmp`),
 /// so a crash leaves an obviously stray file rather than one that looks
 /// like the real thing. Mode 0644 like any data file (the umask applies),
-/// not tempfile's 0600.
+/// not tempfile's 0600. Stale temps of the same target go first.
 pub fn temp_in(dir: &Path, target: &Path) -> io::Result<NamedTempFile> {
+    sweep_stale_temps(dir, target);
     let stem = target.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{stem}.");
     let mut builder = tempfile::Builder::new();
@@ -98,6 +129,29 @@ mod tests {
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string())))
             .and_then(|v| u32::from_str_radix(&v, 8).ok())
             .unwrap_or(0o022)
+    }
+
+    /// Temp files a killed writer left behind go once they are old; a live
+    /// writer's fresh one, and anything that is not this target's temp,
+    /// stay.
+    #[test]
+    fn a_write_sweeps_stale_temp_files_of_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.bin");
+        let make = |name: &str, age: Duration| {
+            let f = File::create(dir.path().join(name)).unwrap();
+            f.set_modified(SystemTime::now() - age).unwrap();
+        };
+        let old = STALE_TEMP_AGE + Duration::from_secs(60);
+        make(".store.bin.dead01.tmp", old);
+        make(".store.bin.live02.tmp", Duration::from_secs(5));
+        make(".other.bin.dead03.tmp", old);
+        make("store.bin.bak", old);
+        write_atomic(&path, b"x").unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        names.sort();
+        assert_eq!(names, [".other.bin.dead03.tmp", ".store.bin.live02.tmp", "store.bin", "store.bin.bak"]);
     }
 
     #[test]
