@@ -154,6 +154,8 @@ def main():
     valid = tokens = errors = 0
     decode_s = grammar_ms = 0.0
     forced = forced_ok = 0
+    # Drafted and accepted tokens of the other sources (lookup, suffix, draft).
+    sources = {}
     started = time.time()
     rows = []
     for user, offered in PROMPTS[: a.limit]:
@@ -177,6 +179,11 @@ def main():
         g = spec.get("grammar") or {}
         forced += g.get("drafted", 0)
         forced_ok += g.get("accepted", 0)
+        for src in ("lookup", "suffix", "draft"):
+            got = spec.get(src) or {}
+            seen = sources.setdefault(src, [0, 0])
+            seen[0] += got.get("drafted", 0)
+            seen[1] += got.get("accepted", 0)
         grammar_ms += (spec.get("constraint") or {}).get("time_ms", 0.0)
         rows.append({"prompt": user, "valid": ok, "tokens": n, "decode_s": round(d, 3)})
     out = {
@@ -190,6 +197,9 @@ def main():
         metrics = {"requests": len(rows), "valid": valid, "errors": errors, "completion_tokens": tokens,
                    "decode_tps": out["decode_tps"], "decode_s": decode_s, "wall_s": out["wall_s"], "forced_drafted": forced,
                    "forced_accepted": forced_ok, "grammar_share": out["grammar_share_of_decode"]}
+        for src, (drafted, accepted) in sources.items():
+            metrics[src + "_drafted"] = drafted
+            metrics[src + "_accepted"] = accepted
         bench_rows.append(a.rows, {"suite": "tools", "prompt": "tool_choice=" + a.tool_choice, "config": a.name,
                                    "model": a.model, "command": shown_command(),
                                    "metrics": metrics})

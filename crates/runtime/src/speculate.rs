@@ -840,6 +840,23 @@ mod shadow_tests {
         Outcome { time_ratio: secs / (at as f64 * CHUNK_COST[0]), drafting_steps }
     }
 
+    /// Where verifying many tokens costs what one does (a bandwidth-bound
+    /// server), the request's modest starting trust does not hold drafts
+    /// back: the first proposal is drafted long.
+    #[test]
+    fn a_flat_cost_curve_drafts_long_from_the_first_proposal() {
+        let settings = SpecSettings { mode: SpecMode::Lookup, ..SpecSettings::default() };
+        let mut s = Speculator::new(settings, None, None).unwrap();
+        s.set_cost(CostModel::chunked(vec![0.05; 32], 65).unwrap(), 32);
+        s.begin_request();
+        let p = passage(3);
+        let mut history = p.clone();
+        history.extend([7, 8, 9]);
+        history.extend_from_slice(&p[..4]);
+        let plan = s.plan(SpecMode::Lookup, &history, 16);
+        assert_eq!((plan.source, plan.k), (Some(DraftSourceId::Lookup), 16));
+    }
+
     fn passage(seed: Token) -> Vec<Token> {
         (0..120).map(|i| 1000 + (i * 37 + seed * 11) % 500).collect()
     }
