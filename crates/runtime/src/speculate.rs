@@ -165,6 +165,13 @@ const LOOKUP_TRUST_PRIOR: f64 = 0.6;
 /// trust (per worker, as the global tree is).
 const SUFFIX_TRUST_PRIOR: f64 = 0.8;
 
+/// Each request scales suffix drafts by a trust of its own on top, starting
+/// here: the global tree's answers to other prompts match this one's
+/// context by chance, with ratios of 1 from a single occurrence. Where the
+/// tree keeps being right (an agent's repeated format) the worker's trust
+/// grows to make up for this start.
+const SUFFIX_REQUEST_TRUST_PRIOR: f64 = 0.5;
+
 /// A lookup proposal being watched, and the bucket it came from.
 #[derive(Clone, Debug, Default)]
 struct LookupShadow {
@@ -187,6 +194,8 @@ pub struct Speculator {
     /// the drafts' own count-ratio probabilities (over-confident where a
     /// context was seen only once or twice).
     suffix_trust: Trust,
+    /// This request's correction on top of `suffix_trust`.
+    suffix_request_trust: Trust,
     suffix_shadow: Shadow,
     draft_stats: AcceptanceStats,
     grammar_stats: AcceptanceStats,
@@ -219,6 +228,7 @@ impl Speculator {
             lookup_shadow: LookupShadow::default(),
             suffix_stats: stats.clone(),
             suffix_trust: Trust::new(SUFFIX_TRUST_PRIOR),
+            suffix_request_trust: Trust::new(SUFFIX_REQUEST_TRUST_PRIOR),
             suffix_shadow: Shadow::default(),
             draft_stats: stats,
             cost: None,
@@ -304,9 +314,10 @@ impl Speculator {
         if use_suffix {
             self.suffix.propose(history, limit, &mut self.suffix_draft);
             if !self.suffix_draft.is_empty() {
-                let rates = self.suffix_trust.scale_suffix(self.suffix.last_draft());
+                let worker = self.suffix_trust.scale_suffix(self.suffix.last_draft());
+                let rates = self.suffix_request_trust.scale(worker.iter().copied());
                 let mut p = cost.plan_for(rates, cost.draft_cost(DraftSourceId::Suffix), self.suffix_draft.len());
-                self.suffix_trust.planned(p.k);
+                self.suffix_request_trust.planned(p.k);
                 if p.k > 0 && p.expected_tokens_per_sec > best.expected_tokens_per_sec {
                     p.source = Some(DraftSourceId::Suffix);
                     best = p;
@@ -408,7 +419,7 @@ impl Speculator {
         self.suffix_shadow.stop();
         if self.suffix.last_draft().match_len >= SUFFIX_MIN_MATCH && !self.suffix_draft.is_empty() {
             let skip = skip(DraftSourceId::Suffix);
-            self.suffix_shadow.start(self.suffix_draft.tokens(), self.suffix_trust.rates(), skip);
+            self.suffix_shadow.start(self.suffix_draft.tokens(), self.suffix_request_trust.rates(), skip);
         }
     }
 
@@ -430,9 +441,11 @@ impl Speculator {
         self.lookup_trust.learn(o.predicted, o.accepted);
     }
 
+    /// Both suffix trusts learn from the prediction they made together.
     fn learn_suffix(&mut self, o: ShadowOutcome) {
         self.suffix_stats.observe_from(DraftSourceId::Suffix, o.from, o.drafted, o.accepted);
         self.suffix_trust.learn(o.predicted, o.accepted);
+        self.suffix_request_trust.learn(o.predicted, o.accepted);
     }
 
     /// A new request: its own trust in lookup, nothing watched.
@@ -440,6 +453,7 @@ impl Speculator {
         self.lookup.reset();
         self.suffix.reset();
         self.lookup_trust.reset();
+        self.suffix_request_trust.reset();
         self.lookup_shadow = LookupShadow::default();
         self.suffix_shadow = Shadow::default();
     }
@@ -454,7 +468,10 @@ impl Speculator {
             Some(DraftSourceId::DraftModel) => self.draft_stats.record(DraftSourceId::DraftModel, drafted, accepted),
             Some(DraftSourceId::Suffix) => {
                 self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted);
-                self.suffix_trust.observe(drafted, accepted);
+                if let Some(predicted) = self.suffix_request_trust.planned_prediction(drafted) {
+                    self.suffix_trust.learn(predicted, accepted);
+                    self.suffix_request_trust.learn(predicted, accepted);
+                }
             }
             Some(DraftSourceId::Grammar) => self.grammar_stats.record(DraftSourceId::Grammar, drafted, accepted),
             _ => {}
@@ -798,7 +815,7 @@ mod shadow_tests {
     const CHUNK_COST: [f64; 3] = [0.028, 0.049, 0.063];
 
     fn speculator() -> Speculator {
-        let settings = SpecSettings { mode: SpecMode::Lookup, ..SpecSettings::default() };
+        let settings = SpecSettings::default();
         let mut s = Speculator::new(settings, None, None).unwrap();
         s.set_cost(CostModel::chunked(CHUNK_COST.to_vec(), 65).unwrap(), 3);
         s
@@ -820,12 +837,16 @@ mod shadow_tests {
     /// One request: the prompt holds `passage`, the target writes `truth`
     /// (a greedy target accepts the draft's prefix that equals it).
     fn run(s: &mut Speculator, passage: &[Token], truth: &[Token]) -> Outcome {
+        run_mode(s, SpecMode::Lookup, passage, truth)
+    }
+
+    fn run_mode(s: &mut Speculator, mode: SpecMode, passage: &[Token], truth: &[Token]) -> Outcome {
         s.begin_request();
         let mut history: Vec<Token> = passage.to_vec();
         history.extend([7, 8, 9]);
         let (mut at, mut secs, mut drafting_steps) = (0, 0.0, 0);
         while at + 1 < truth.len() {
-            let plan = s.plan(SpecMode::Lookup, &history, 16);
+            let plan = s.plan(mode, &history, 16);
             let rest = &truth[at..];
             let draft = s.draft.tokens();
             let accepted = draft.iter().zip(rest).take_while(|(a, b)| a == b).count().min(rest.len() - 1);
@@ -836,6 +857,9 @@ mod shadow_tests {
             history.extend_from_slice(committed);
             s.observe_committed(committed);
             at += accepted + 1;
+        }
+        if mode == SpecMode::Suffix {
+            s.suffix.finish_request(&truth[..at]).unwrap();
         }
         Outcome { time_ratio: secs / (at as f64 * CHUNK_COST[0]), drafting_steps }
     }
@@ -855,6 +879,36 @@ mod shadow_tests {
         history.extend_from_slice(&p[..4]);
         let plan = s.plan(SpecMode::Lookup, &history, 16);
         assert_eq!((plan.source, plan.k), (Some(DraftSourceId::Lookup), 16));
+    }
+
+    /// The same for suffix drafts from the global tree: requests that copy
+    /// an answer the tree holds gain, and a later request that repeats
+    /// three-token phrases of an earlier answer, then goes elsewhere, is
+    /// not slowed by the trust the worker learnt on the copying ones (a
+    /// single earlier occurrence makes a count ratio of 1).
+    #[test]
+    fn suffix_drafts_pay_for_no_chance_match_either() {
+        let global = std::sync::Arc::new(std::sync::RwLock::new(augur_spec::GlobalSuffixTree::new(1 << 20, 64)));
+        let mut s = Speculator::new(SpecSettings::default(), None, Some(global)).unwrap();
+        s.set_cost(CostModel::chunked(CHUNK_COST.to_vec(), 65).unwrap(), 3);
+        let answer = passage(0);
+        run_mode(&mut s, SpecMode::Suffix, &passage(10), &answer);
+        for seed in 1..6 {
+            let out = run_mode(&mut s, SpecMode::Suffix, &passage(10 + seed), &answer);
+            assert!(
+                out.time_ratio < 0.85,
+                "copy {seed}: {} with {} drafting steps",
+                out.time_ratio,
+                out.drafting_steps
+            );
+        }
+        let other = passage(7);
+        run_mode(&mut s, SpecMode::Suffix, &passage(20), &other);
+        let truth: Vec<Token> = (0..12)
+            .flat_map(|i| [other[i * 9], other[i * 9 + 1], other[i * 9 + 2], 2000 + i as Token, 3000 + i as Token])
+            .collect();
+        let out = run_mode(&mut s, SpecMode::Suffix, &passage(30), &truth);
+        assert!(out.time_ratio <= 1.0 + 1e-9, "{} with {} drafting steps", out.time_ratio, out.drafting_steps);
     }
 
     fn passage(seed: Token) -> Vec<Token> {

@@ -101,10 +101,15 @@ impl Trust {
     /// A verified draft of the planned length: `accepted` of `drafted`.
     /// A draft cut after planning (by a grammar) says nothing.
     pub fn observe(&mut self, drafted: usize, accepted: usize) {
-        if drafted == 0 || drafted != self.planned {
-            return;
+        if let Some(predicted) = self.planned_prediction(drafted) {
+            self.learn(predicted, accepted);
         }
-        self.learn(self.predicted(drafted), accepted);
+    }
+
+    /// What the last scaling predicted of a verified draft of `drafted`
+    /// tokens, if that is the planned length.
+    pub fn planned_prediction(&self, drafted: usize) -> Option<f64> {
+        (drafted > 0 && drafted == self.planned).then(|| self.predicted(drafted))
     }
 
     /// Move the factor towards observed / predicted; early observations
