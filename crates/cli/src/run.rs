@@ -54,6 +54,12 @@ pub struct ModelArgs {
     /// Longest draft per step.
     #[arg(long, default_value_t = 16)]
     pub spec_max: usize,
+    /// Verify suffix drafts as trees where they fork, when the cost model
+    /// expects that to pay (it rarely does where verifying k tokens costs
+    /// nearly k times one). Runs the target with flash attention and a q8_0
+    /// value cache: the attention layout in which tree rows stay exact.
+    #[arg(long)]
+    pub spec_tree: bool,
     /// KV kept between requests: off; prompt (the last prompt's full prefill
     /// chunks); conversation (also the last answer, prefilled while idle, so
     /// the next turn prefills only its new message). Reuse never changes an
@@ -131,7 +137,7 @@ impl ModelArgs {
         if !(1..=64).contains(&self.spec_max) {
             bail!("--spec-max must be in 1..=64, got {}", self.spec_max);
         }
-        let spec = SpecSettings { mode, spec_max: self.spec_max, ..SpecSettings::default() };
+        let spec = SpecSettings { mode, spec_max: self.spec_max, tree: self.spec_tree, ..SpecSettings::default() };
         let stem = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(WorkerConfig {
             model: ModelParams { mmap: true, repack: !self.no_repack, overrides },
@@ -382,6 +388,8 @@ fn json_report(model: &str, text: &str, done: &Completion) -> serde_json::Value 
                 "suffix": done.spec.suffix,
                 "grammar": done.spec.grammar,
             },
+            // The suffix steps that verified a forking tree.
+            "trees": done.spec.tree,
             "accepted_at": done.spec.accepted_at,
         },
     })

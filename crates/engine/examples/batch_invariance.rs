@@ -2,7 +2,9 @@
 //! inside a batch of k? Prints, per k and per repack setting, the largest
 //! logit difference against one-token-at-a-time decoding.
 //!
-//! usage: batch_invariance MODEL.gguf [threads]
+//! usage: [FA=1] [VCACHE=q8_0] [REPS=6] batch_invariance MODEL.gguf [threads]
+//! (flash attention; the value cache type; how many copies of the text make
+//! the context: 6 reach llama.cpp's split-KV path at 512 cells, 2 do not)
 
 use std::sync::Arc;
 
@@ -17,7 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for repack in [false, true] {
         let model = Arc::new(Model::load(&path, &ModelParams { repack, ..Default::default() })?);
         let toks = model.tokenize(text, true, false)?;
-        let long: Vec<i32> = std::iter::repeat_n(toks.iter().copied(), 6).flatten().collect();
+        let reps = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(6);
+        let long: Vec<i32> = std::iter::repeat_n(toks.iter().copied(), reps).flatten().collect();
         let (prompt, rest) = long.split_at(long.len() - 64);
         let rest = &rest[..rest.len().min(64)];
         let params = ContextParams {
@@ -26,6 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             threads,
             threads_batch: threads,
             flash_attn: fa,
+            value_cache: match std::env::var("VCACHE").as_deref() {
+                Ok("q8_0") => augur_engine::ValueCache::Q8_0,
+                _ => augur_engine::ValueCache::F16,
+            },
             ..Default::default()
         };
         let mut ctx = Context::new(model.clone(), &params)?;
@@ -51,6 +58,7 @@ fn run(ctx: &mut Context, prompt: &[i32], rest: &[i32], k: usize) -> Result<Vec<
         batch.add(t, i as i32, &[0], false)?;
     }
     ctx.decode(&batch)?;
+    let t0 = std::time::Instant::now();
     let mut out = Vec::new();
     for (c, chunk) in rest.chunks(k).enumerate() {
         batch.clear();
@@ -61,6 +69,9 @@ fn run(ctx: &mut Context, prompt: &[i32], rest: &[i32], k: usize) -> Result<Vec<
         for i in 0..chunk.len() {
             out.push(ctx.logits(i).ok_or("no logits")?.to_vec());
         }
+    }
+    if k == 1 {
+        eprintln!("{} single-token decodes after {} prompt tokens: {:?}", rest.len(), prompt.len(), t0.elapsed());
     }
     Ok(out)
 }

@@ -11,7 +11,7 @@
 //!     continuation refills the hole (what the linear verifier does after a
 //!     rejection).
 //!
-//! usage: cell_order MODEL.gguf [threads]
+//! usage: [FA=1] [VCACHE=q8_0] cell_order MODEL.gguf [threads]
 
 use std::sync::Arc;
 
@@ -32,6 +32,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         n_seq_max: 2,
         threads,
         threads_batch: threads,
+        flash_attn: std::env::var("FA").is_ok_and(|v| v == "1"),
+        value_cache: match std::env::var("VCACHE").as_deref() {
+            Ok("q8_0") => augur_engine::ValueCache::Q8_0,
+            _ => augur_engine::ValueCache::F16,
+        },
         ..Default::default()
     };
     let mut ctx = Context::new(model.clone(), &params)?;

@@ -36,6 +36,19 @@ pub struct ContextParams {
     /// a split-KV path for a single query over a long cache, so one token
     /// alone and the same token in a verify batch get different logits.
     pub flash_attn: bool,
+    pub value_cache: ValueCache,
+}
+
+/// Element type of the KV cache's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueCache {
+    #[default]
+    F16,
+    /// Keys (f16) and values of different types keep llama.cpp's CPU flash
+    /// attention off its split-KV path for single queries, so one token
+    /// alone and the same token in a verify batch attend alike. (f32 values
+    /// would not do: llama.cpp casts them to f16 for flash attention.)
+    Q8_0,
 }
 
 impl Default for ContextParams {
@@ -49,6 +62,7 @@ impl Default for ContextParams {
             threads,
             threads_batch: threads,
             flash_attn: false,
+            value_cache: ValueCache::F16,
         }
     }
 }
@@ -117,6 +131,10 @@ impl Context {
         cp.kv_unified = true;
         cp.flash_attn_type =
             if params.flash_attn { sys::LLAMA_FLASH_ATTN_TYPE_ENABLED } else { sys::LLAMA_FLASH_ATTN_TYPE_DISABLED };
+        cp.type_v = match params.value_cache {
+            ValueCache::F16 => sys::GGML_TYPE_F16,
+            ValueCache::Q8_0 => sys::GGML_TYPE_Q8_0,
+        };
         cp.no_perf = true;
         backend::clear_recent();
         // SAFETY: the model pointer is live (we hold an Arc to it).

@@ -18,7 +18,7 @@ pub use augur_template::ChatMessage;
 pub use backend::system_info;
 pub use batch::Batch;
 pub use chat::ChatRenderer;
-pub use context::{AbortHandle, Context, ContextParams, DecodeTiming, DEFAULT_BATCH};
+pub use context::{AbortHandle, Context, ContextParams, DecodeTiming, ValueCache, DEFAULT_BATCH};
 pub use detok::Detokenizer;
 pub use error::{EngineError, Result};
 pub use model::{check_file, Model, ModelInfo, ModelParams};

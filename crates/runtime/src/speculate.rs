@@ -9,8 +9,9 @@ use augur_grammar::{Constraint, ConstraintStats};
 use augur_sampling::{Sampler, Token};
 use augur_spec::trust::SUFFIX_MIN_MATCH;
 use augur_spec::{
-    AcceptancePrior, AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, LookupConfig, Plan, PromptLookup,
-    Shadow, ShadowOutcome, SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, Trust, Verdict, MAX_DRAFT,
+    AcceptancePrior, AcceptanceStats, CostModel, Draft, DraftSourceId, DraftTree, Drafter, LookupConfig, Plan,
+    PromptLookup, Shadow, ShadowOutcome, SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, TreeWalk, Trust,
+    Verdict, MAX_DRAFT, MAX_TREE_BRANCHES, TREE_GRAVEYARD_SEQ,
 };
 use serde::Serialize;
 
@@ -31,6 +32,13 @@ pub struct SpecSettings {
     /// The draft model stops when its own confidence falls below this.
     pub draft_min_confidence: f32,
     pub policy: DraftPolicy,
+    /// Let suffix drafts branch: a tree is verified when the cost model
+    /// expects more tokens per second from it than from its best path. The
+    /// worker then runs the target with flash attention and a q8_0 value
+    /// cache, in which a tree's rows are exact (docs/ARCHITECTURE.md, "Cell
+    /// order"); off by default, since that layout prefills more slowly and
+    /// a compute-bound machine gains nothing from trees.
+    pub tree: bool,
 }
 
 /// How the draft length is chosen.
@@ -52,6 +60,7 @@ impl Default for SpecSettings {
             lookup: LookupConfig::default(),
             draft_min_confidence: 0.4,
             policy: DraftPolicy::CostModel,
+            tree: false,
         }
     }
 }
@@ -75,6 +84,8 @@ pub struct SpecStats {
     pub lookup: SourceStats,
     pub draft: SourceStats,
     pub suffix: SourceStats,
+    /// The suffix steps that verified a branching tree (drafted = nodes).
+    pub tree: SourceStats,
     /// Tokens the grammar forced (fast-forward), verified like drafts.
     pub grammar: SourceStats,
     /// Accepted drafts per draft position (index 0 = first drafted token).
@@ -202,6 +213,7 @@ pub struct Speculator {
     cost: Option<CostModel>,
     draft: Draft,
     suffix_draft: Draft,
+    tree: TreeDrafting,
     /// Largest verify batch that is bit-identical to one-token decoding.
     chunk: usize,
 }
@@ -234,6 +246,7 @@ impl Speculator {
             cost: None,
             draft: Draft::with_capacity(MAX_DRAFT),
             suffix_draft: Draft::with_capacity(MAX_DRAFT),
+            tree: TreeDrafting::default(),
             chunk: 1,
             settings,
         })
@@ -282,12 +295,14 @@ impl Speculator {
     }
 
     /// Choose and fill the draft for this step; returns the plan.
-    fn plan(&mut self, mode: SpecMode, history: &[Token], limit: usize) -> Plan {
+    fn plan(&mut self, mode: SpecMode, shape: DraftShape, history: &[Token], limit: usize) -> Plan {
         self.draft.clear();
         self.suffix_draft.clear();
+        self.tree.predicted = None;
         let limit = limit.min(self.settings.spec_max).min(MAX_DRAFT);
+        let trees = shape == DraftShape::PathOrTree && self.settings.tree;
         if self.settings.policy == DraftPolicy::Always {
-            return self.plan_always(mode, history, limit);
+            return self.plan_always(mode, trees, history, limit);
         }
         let Some(cost) = &self.cost else { return plain_unknown() };
         let use_lookup = matches!(mode, SpecMode::Lookup | SpecMode::Auto);
@@ -323,6 +338,16 @@ impl Speculator {
                     best = p;
                 }
             }
+            if trees {
+                let trust = self.suffix_trust.value() * self.suffix_request_trust.value();
+                let found = self.tree.plan(&mut self.suffix, cost, trust, history, limit);
+                if let Some((p, predicted)) =
+                    found.filter(|(p, _)| p.expected_tokens_per_sec > best.expected_tokens_per_sec)
+                {
+                    best = p;
+                    self.tree.predicted = Some(predicted);
+                }
+            }
         }
         if let (true, Some(d)) = (use_draft, self.draft_model.as_ref()) {
             let mut p = cost.choose(&self.draft_stats, DraftSourceId::DraftModel, limit);
@@ -338,6 +363,9 @@ impl Speculator {
             }
         }
         self.watch(best.source, best.k);
+        if self.tree.predicted.is_some() {
+            return best;
+        }
         match best.source {
             Some(DraftSourceId::Lookup) => self.draft.truncate(best.k),
             Some(DraftSourceId::Suffix) => {
@@ -362,6 +390,7 @@ impl Speculator {
     /// verifies (another tokenisation of the same text may be its choice).
     /// Needs the calibrated curve: without batching they would gain nothing.
     fn plan_forced(&mut self, forced: &[u32], limit: usize) -> Option<Plan> {
+        self.tree.predicted = None;
         let limit = limit.min(MAX_DRAFT).min(forced.len());
         let cost = self.cost.as_ref()?;
         if limit == 0 {
@@ -384,12 +413,24 @@ impl Speculator {
     }
 
     /// Draft the most any allowed source offers: lookup first, else the
-    /// draft model.
-    fn plan_always(&mut self, mode: SpecMode, history: &[Token], limit: usize) -> Plan {
+    /// suffix trees (branching, when allowed), else the draft model.
+    fn plan_always(&mut self, mode: SpecMode, trees: bool, history: &[Token], limit: usize) -> Plan {
         let mut source = None;
         if limit > 0 && matches!(mode, SpecMode::Lookup | SpecMode::Auto) {
             self.lookup.propose(history, limit, &mut self.draft);
             source = (!self.draft.is_empty()).then_some(DraftSourceId::Lookup);
+        }
+        if source.is_none() && limit > 0 && trees && matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
+            if let Some(pending) = history.last() {
+                let t = &mut self.tree;
+                let limit = limit.min(t.room.saturating_sub(1));
+                self.suffix.propose_tree_into(history, limit, &mut t.tree);
+                t.walk.start(*pending, &t.tree, limit);
+                if t.walk.branches() >= 2 {
+                    t.predicted = Some(0.0);
+                    return Plan { source: Some(DraftSourceId::Suffix), k: t.walk.nodes(), ..plain_unknown() };
+                }
+            }
         }
         if source.is_none() && limit > 0 && matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
             self.suffix.propose(history, limit, &mut self.draft);
@@ -417,7 +458,8 @@ impl Speculator {
             self.lookup_shadow.bucket = self.lookup_bucket();
         }
         self.suffix_shadow.stop();
-        if self.suffix.last_draft().match_len >= SUFFIX_MIN_MATCH && !self.suffix_draft.is_empty() {
+        let tree = self.tree.predicted.is_some();
+        if !tree && self.suffix.last_draft().match_len >= SUFFIX_MIN_MATCH && !self.suffix_draft.is_empty() {
             let skip = skip(DraftSourceId::Suffix);
             self.suffix_shadow.start(self.suffix_draft.tokens(), self.suffix_request_trust.rates(), skip);
         }
@@ -466,6 +508,15 @@ impl Speculator {
                 self.lookup_trust.observe(drafted, accepted);
             }
             Some(DraftSourceId::DraftModel) => self.draft_stats.record(DraftSourceId::DraftModel, drafted, accepted),
+            Some(DraftSourceId::Suffix) if self.tree.predicted.is_some() => {
+                // Per-position statistics describe paths; a tree teaches the
+                // trusts what it predicted against what the target took.
+                if let Some(predicted) = self.tree.predicted.filter(|_| self.settings.policy == DraftPolicy::CostModel)
+                {
+                    self.suffix_trust.learn(predicted, accepted);
+                    self.suffix_request_trust.learn(predicted, accepted);
+                }
+            }
             Some(DraftSourceId::Suffix) => {
                 self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted);
                 if let Some(predicted) = self.suffix_request_trust.planned_prediction(drafted) {
@@ -477,6 +528,83 @@ impl Speculator {
             _ => {}
         }
     }
+}
+
+/// Tree-shaped suffix drafts: the tree, its verification, and what it
+/// predicted, when this step verifies one.
+#[derive(Debug, Default)]
+struct TreeDrafting {
+    tree: DraftTree,
+    walk: TreeWalk,
+    /// Expected accepted tokens of this step's tree, if it verifies one.
+    predicted: Option<f64>,
+    /// The tokens its verification accepted.
+    path: Vec<Token>,
+    /// Cells this request's rejected tree rows hold (`TREE_GRAVEYARD_SEQ`).
+    graveyard: usize,
+    /// Cells a tree may use this step and leave behind, so the request's
+    /// own tokens always fit in the context.
+    room: usize,
+}
+
+impl TreeDrafting {
+    /// The suffix tree's draft as a tree, cut to the size (a whole number
+    /// of verify chunks) the cost model rates best, if it branches. The
+    /// cost counts every row decoded: a tree's later chunks are cheaper
+    /// than that only when the target follows its likelier branches.
+    /// Returns the plan and its expected accepted tokens; `walk` holds it.
+    fn plan(
+        &mut self,
+        suffix: &mut SuffixDrafter,
+        cost: &CostModel,
+        trust: f64,
+        history: &[Token],
+        limit: usize,
+    ) -> Option<(Plan, f64)> {
+        let pending = *history.last()?;
+        let limit = limit.min(self.room.saturating_sub(1));
+        suffix.propose_tree_into(history, limit, &mut self.tree);
+        if self.tree.match_len < SUFFIX_MIN_MATCH {
+            return None;
+        }
+        let t = trust.min(augur_spec::trust::RATE_CAP);
+        let scale = |d: usize| t.powi(d.min(MAX_DRAFT) as i32);
+        let per_token = cost.draft_cost(DraftSourceId::Suffix);
+        let mut best: Option<(usize, f64, f64)> = None;
+        let chunk = cost.chunk().max(1);
+        let mut tried = usize::MAX;
+        for rows in (chunk..=limit + 1).step_by(chunk).chain(std::iter::once(limit + 1)) {
+            self.walk.start(pending, &self.tree, rows - 1);
+            let nodes = self.walk.nodes();
+            if self.walk.branches() < 2 || nodes == tried {
+                continue;
+            }
+            tried = nodes;
+            let predicted = self.walk.expected_accepted(scale);
+            let Some(secs) = cost.verify_cost(nodes + 1) else { continue };
+            let rate = (1.0 + predicted) / (secs + per_token * nodes as f64);
+            if best.is_none_or(|(_, r, _)| rate > r) {
+                best = Some((nodes, rate, predicted));
+            }
+        }
+        let (nodes, rate, predicted) = best?;
+        self.walk.start(pending, &self.tree, nodes);
+        let plan = Plan {
+            source: Some(DraftSourceId::Suffix),
+            k: nodes,
+            expected_tokens: 1.0 + predicted,
+            expected_tokens_per_sec: rate,
+        };
+        Some((plan, predicted))
+    }
+}
+
+/// Whether this step may verify a branching draft: not under an output
+/// constraint, whose state follows one path of committed tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DraftShape {
+    Path,
+    PathOrTree,
 }
 
 /// Plain decoding when no cost curve is known (speculation off).
@@ -512,6 +640,11 @@ pub fn generate(
         d.begin_request();
     }
     spec.begin_request();
+    if spec.settings.tree {
+        // An earlier request that failed mid-way may have left rows there.
+        ctx.kv_remove(TREE_GRAVEYARD_SEQ as i32, -1, -1)?;
+        spec.tree.graveyard = 0;
+    }
     let last = prefill(ctx, batch, &prompt[reused..], reused)?;
     prefix.record(prompt);
     let clock = Clock { start, prefill_done: Instant::now() };
@@ -527,25 +660,46 @@ pub fn generate(
     while finish.is_none() {
         let remaining = (req.max_tokens as usize).saturating_sub(em.tokens.len());
         let limit = remaining.saturating_sub(1).min(limit_max);
+        let used = n_kv + remaining + spec.tree.graveyard;
+        spec.tree.room = (ctx.n_ctx() as usize).saturating_sub(used);
         let plan = plan_step(spec, &mut picker, mode, fast_forward, &history, limit);
-        let drafted = spec.draft.len();
-        let input = VerifyInput {
-            pending: history[history.len() - 1],
-            draft: spec.draft.tokens(),
-            n_kv,
-            chunk: spec.chunk,
-            out_pos: (history.len() - prompt.len()) as u64,
+        let tree = spec.tree.predicted.is_some();
+        let out_pos = (history.len() - prompt.len()) as u64;
+        let (drafted, verdict) = if tree {
+            let at = TreeAt { n_kv, chunk: spec.chunk, out_pos };
+            let v = verify_tree(ctx, batch, &mut picker, &mut spec.tree.walk, &at, spec.cost.as_mut())?;
+            spec.tree.walk.accepted_path(&mut spec.tree.path);
+            spec.tree.graveyard += spec.tree.walk.decoded_rows().saturating_sub(1 + v.accepted);
+            (spec.tree.walk.nodes(), v)
+        } else {
+            let input = VerifyInput {
+                pending: history[history.len() - 1],
+                draft: spec.draft.tokens(),
+                n_kv,
+                chunk: spec.chunk,
+                out_pos,
+            };
+            (spec.draft.len(), verify_chunked(ctx, batch, &mut picker, &input, spec.cost.as_mut())?)
         };
-        let verdict = verify_chunked(ctx, batch, &mut picker, &input, spec.cost.as_mut())?;
         ctx.kv_remove(0, pos(n_kv + 1 + verdict.accepted)?, -1)?;
         spec.record(plan.source, drafted, verdict.accepted);
         stats.record(plan.source, drafted, verdict.accepted);
+        if tree {
+            stats.tree.steps += 1;
+            stats.tree.drafted += drafted as u64;
+            stats.tree.accepted += verdict.accepted as u64;
+        }
         let new_from = history.len();
-        history.extend_from_slice(&spec.draft.tokens()[..verdict.accepted]);
+        let accepted = if tree { &spec.tree.path[..] } else { &spec.draft.tokens()[..verdict.accepted] };
+        history.extend_from_slice(accepted);
         history.push(verdict.next);
         n_kv += verdict.accepted + 1;
         spec.observe_committed(&history[new_from..]);
         finish = em.accept(&history[new_from..], sink);
+    }
+    if spec.settings.tree {
+        ctx.kv_remove(TREE_GRAVEYARD_SEQ as i32, -1, -1)?;
+        spec.tree.graveyard = 0;
     }
     let usage = clock.usage(prompt.len(), reused, &em);
     if matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
@@ -568,14 +722,14 @@ fn plan_step(
     limit: usize,
 ) -> Plan {
     let Some(c) = picker.constraint.as_mut().filter(|c| c.is_active()) else {
-        return spec.plan(mode, history, limit);
+        return spec.plan(mode, DraftShape::PathOrTree, history, limit);
     };
     if fast_forward {
         if let Some(p) = spec.plan_forced(c.forced(), limit) {
             return p;
         }
     }
-    let mut plan = spec.plan(mode, history, limit);
+    let mut plan = spec.plan(mode, DraftShape::Path, history, limit);
     let valid = c.valid_prefix(spec.draft.tokens());
     if valid < spec.draft.len() {
         spec.draft.truncate(valid);
@@ -736,6 +890,81 @@ fn verify_chunked(
     Err(RuntimeError::InvalidRequest("verification produced no token".into()))
 }
 
+/// Where a tree verification decodes: the committed cache length, the
+/// batch-invariant chunk, and the output index of the pending token's row.
+struct TreeAt {
+    n_kv: usize,
+    chunk: usize,
+    out_pos: u64,
+}
+
+/// Verify the draft tree in `walk`, chunk by chunk (`TreeWalk` chooses the
+/// rows, each in the KV sequences of the leaves below it, so it attends to
+/// its own ancestors only). Afterwards sequence 0 holds the accepted nodes,
+/// the rejected rows stay in `TREE_GRAVEYARD_SEQ` (masked for everyone)
+/// until the request ends, and no branch sequence holds anything.
+fn verify_tree(
+    ctx: &mut Context,
+    batch: &mut Batch,
+    picker: &mut Picker,
+    walk: &mut TreeWalk,
+    at: &TreeAt,
+    mut cost: Option<&mut CostModel>,
+) -> Result<Verdict, RuntimeError> {
+    let n_vocab = ctx.model().n_vocab() as usize;
+    let branches = walk.branches().min(MAX_TREE_BRANCHES);
+    for s in 1..=branches as i32 {
+        ctx.kv_remove(s, -1, -1)?;
+        ctx.kv_copy(0, s, -1, -1)?;
+    }
+    let verdict = loop {
+        let mut rows = [0usize; MAX_DRAFT + 1];
+        let chunk = walk.next_chunk(at.chunk.min(rows.len()));
+        if chunk.is_empty() {
+            return Err(RuntimeError::InvalidRequest("tree verification produced no token".into()));
+        }
+        let n = chunk.len();
+        rows[..n].copy_from_slice(chunk);
+        batch.clear();
+        for &r in &rows[..n] {
+            let (token, depth, seqs) = walk.row(r);
+            let mut ids = [0i32; MAX_TREE_BRANCHES + 1];
+            let mut m = usize::from(r == 0);
+            for s in 0..branches {
+                if seqs & (1 << s) != 0 {
+                    ids[m] = s as i32 + 1;
+                    m += 1;
+                }
+            }
+            batch.add(token, pos(at.n_kv + depth)?, &ids[..m], true)?;
+        }
+        let timing = ctx.decode(batch)?;
+        if let Some(c) = cost.as_deref_mut() {
+            c.observe(timing.n_tokens, timing.elapsed.as_secs_f64());
+        }
+        let logits = ctx.logits_all().ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
+        let pick = |i: usize, depth: usize| {
+            let row =
+                logits.get(i * n_vocab..(i + 1) * n_vocab).ok_or(RuntimeError::InvalidRequest("no logits".into()))?;
+            picker.pick(row, at.out_pos + depth as u64)
+        };
+        if let Some(v) = walk.advance(pick)? {
+            break v;
+        }
+    };
+    let grave = TREE_GRAVEYARD_SEQ as i32;
+    for s in 1..=branches as i32 {
+        ctx.kv_copy(s, grave, pos(at.n_kv + 1)?, -1)?;
+    }
+    if let Some(s) = walk.accepted_sequence() {
+        ctx.kv_copy(s as i32, 0, pos(at.n_kv + 1)?, pos(at.n_kv + 1 + verdict.accepted)?)?;
+    }
+    for s in 1..=branches as i32 {
+        ctx.kv_remove(s, -1, -1)?;
+    }
+    Ok(Verdict { accepted: verdict.accepted, next: verdict.next })
+}
+
 #[cfg(test)]
 mod picker_tests {
     use super::*;
@@ -846,13 +1075,20 @@ mod shadow_tests {
         history.extend([7, 8, 9]);
         let (mut at, mut secs, mut drafting_steps) = (0, 0.0, 0);
         while at + 1 < truth.len() {
-            let plan = s.plan(mode, &history, 16);
+            let plan = s.plan(mode, DraftShape::PathOrTree, &history, 16);
             let rest = &truth[at..];
-            let draft = s.draft.tokens();
-            let accepted = draft.iter().zip(rest).take_while(|(a, b)| a == b).count().min(rest.len() - 1);
+            let (drafted, accepted) = if s.tree.predicted.is_some() {
+                let (drafted, accepted, t) = simulate_tree(s, rest);
+                secs += t;
+                (drafted, accepted)
+            } else {
+                let draft = s.draft.tokens();
+                let accepted = draft.iter().zip(rest).take_while(|(a, b)| a == b).count().min(rest.len() - 1);
+                secs += verify_secs(draft.len(), accepted);
+                (draft.len(), accepted)
+            };
             drafting_steps += usize::from(plan.k > 0);
-            secs += verify_secs(draft.len(), accepted);
-            s.record(plan.source, draft.len(), accepted);
+            s.record(plan.source, drafted, accepted);
             let committed = &rest[..accepted + 1];
             history.extend_from_slice(committed);
             s.observe_committed(committed);
@@ -862,6 +1098,54 @@ mod shadow_tests {
             s.suffix.finish_request(&truth[..at]).unwrap();
         }
         Outcome { time_ratio: secs / (at as f64 * CHUNK_COST[0]), drafting_steps }
+    }
+
+    /// A tree verification against a target that writes `rest`: drafted
+    /// nodes, accepted tokens and the chunks' cost.
+    fn simulate_tree(s: &mut Speculator, rest: &[Token]) -> (usize, usize, f64) {
+        let mut secs = 0.0;
+        let chunk = s.chunk;
+        let verdict = loop {
+            let rows = s.tree.walk.next_chunk(chunk).len();
+            secs += s.cost().and_then(|c| c.verify_cost(rows)).unwrap();
+            let pick = |_, d: usize| Ok::<_, ()>(if d + 1 < rest.len() { rest[d] } else { -1 });
+            if let Some(v) = s.tree.walk.advance(pick).unwrap() {
+                break v;
+            }
+        };
+        (s.tree.walk.nodes(), verdict.accepted, secs)
+    }
+
+    /// Where a chunk of rows costs what one does, a context the request
+    /// continued two ways is drafted as a tree, and the target's branch is
+    /// accepted although the single best path is the other one.
+    #[test]
+    fn a_flat_cost_curve_verifies_both_branches_of_a_fork() {
+        let settings = SpecSettings { mode: SpecMode::Suffix, tree: true, ..SpecSettings::default() };
+        let mut s = Speculator::new(settings, None, None).unwrap();
+        s.set_cost(CostModel::chunked(vec![0.05; 32], 65).unwrap(), 32);
+        s.begin_request();
+        s.tree.room = 1000;
+        let filler = |from: Token| (from..from + 8).collect::<Vec<Token>>();
+        let mut history = Vec::new();
+        for (at, branch) in [(100, 10), (200, 10), (300, 20)] {
+            history.extend(filler(at));
+            history.extend(1..=8);
+            history.extend(branch..branch + 3);
+        }
+        history.extend(filler(400));
+        history.extend(1..=8);
+        let plan = s.plan(SpecMode::Suffix, DraftShape::PathOrTree, &history, 16);
+        assert!(s.tree.predicted.is_some(), "a fork on a flat curve is verified as a tree: {plan:?}");
+        assert_eq!(s.suffix_draft.tokens().first(), Some(&10), "the best single path follows the likelier branch");
+        let truth: Vec<Token> = (20..23).chain([50, 51]).collect();
+        let (drafted, accepted, _) = simulate_tree(&mut s, &truth);
+        assert!(drafted >= 6, "both branches are drafted ({drafted} nodes)");
+        // The best path would have been rejected at its first token.
+        assert!(accepted >= 2, "the target's branch is accepted ({accepted})");
+        // Under a constraint the same step drafts a path only.
+        s.plan(SpecMode::Suffix, DraftShape::Path, &history, 16);
+        assert!(s.tree.predicted.is_none());
     }
 
     /// Where verifying many tokens costs what one does (a bandwidth-bound
@@ -877,7 +1161,7 @@ mod shadow_tests {
         let mut history = p.clone();
         history.extend([7, 8, 9]);
         history.extend_from_slice(&p[..4]);
-        let plan = s.plan(SpecMode::Lookup, &history, 16);
+        let plan = s.plan(SpecMode::Lookup, DraftShape::PathOrTree, &history, 16);
         assert_eq!((plan.source, plan.k), (Some(DraftSourceId::Lookup), 16));
     }
 

@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams};
+use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams, ValueCache};
 use augur_sampling::Token;
 use tokio::sync::mpsc;
 
@@ -337,8 +337,20 @@ impl Slot {
 fn load(cfg: &WorkerConfig) -> Result<Slot, RuntimeError> {
     let model = Arc::new(Model::load(&cfg.path, &cfg.model)?);
     let draft = cfg.draft.as_ref().map(|d| load_draft(&model, d, cfg.spec.draft_min_confidence)).transpose()?;
-    let mut ctx = Context::new(model, &cfg.context)?;
-    let mut batch = Batch::new(cfg.context.n_batch as usize, cfg.context.n_seq_max as usize)?;
+    let mut params = cfg.context.clone();
+    if cfg.spec.tree {
+        // Each branch of a verified draft tree is a KV sequence of its own,
+        // and one more keeps rejected rows.
+        params.n_seq_max = params.n_seq_max.max(1 + augur_spec::TREE_GRAVEYARD_SEQ as u32);
+        // A second branch's rows see masked sibling cells among their
+        // context: flash attention skips those exactly, and keys and
+        // values of different types keep it off the split-KV path that
+        // would make one token alone attend differently from a batch.
+        params.flash_attn = true;
+        params.value_cache = ValueCache::Q8_0;
+    }
+    let mut ctx = Context::new(model, &params)?;
+    let mut batch = Batch::new(params.n_batch as usize, params.n_seq_max as usize)?;
     let global = cfg.suffix_store.as_deref().map(load_global);
     warm_up(&mut ctx, &mut batch)?;
     let mut spec = Speculator::new(cfg.spec.clone(), draft, global)?;
@@ -346,7 +358,7 @@ fn load(cfg: &WorkerConfig) -> Result<Slot, RuntimeError> {
         if let Some(d) = spec.draft_model_mut() {
             d.calibrate()?;
         }
-        let id = model_id(&cfg.path, ctx.model(), cfg.model.repack);
+        let id = model_id(&cfg.path, ctx.model(), cfg.model.repack, &params);
         let curve = crate::calibrate::load_or_measure(
             &mut ctx,
             &mut batch,
@@ -399,10 +411,12 @@ fn load_draft(target: &Model, d: &DraftConfig, min_confidence: f32) -> Result<Dr
 
 /// Curves are per model file (name, size, quantisation) and weight layout:
 /// repacking changes both the costs and the batch-invariant size.
-fn model_id(path: &std::path::Path, model: &Model, repack: bool) -> String {
+fn model_id(path: &std::path::Path, model: &Model, repack: bool, params: &ContextParams) -> String {
     let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     let layout = if repack { "repacked" } else { "plain" };
-    format!("{name}-{}-{}-{layout}", model.info().file_size, model.info().quant)
+    // Flash attention changes verify costs (and the cached invariant batch).
+    let attention = if params.flash_attn { "-fa" } else { "" };
+    format!("{name}-{}-{}-{layout}{attention}", model.info().file_size, model.info().quant)
 }
 
 struct ChannelSink {

@@ -1,6 +1,8 @@
 //! After a speculative generation with many rejections, the KV cache holds
 //! exactly the accepted tokens: continuing from it gives the same logits as
-//! a fresh plain run over the same tokens, and no cell is orphaned.
+//! a fresh plain run over the same tokens, and no cell is orphaned; the
+//! same after tree verification, whose rejected branches sit among the
+//! accepted cells until the request ends.
 
 use std::sync::Arc;
 
@@ -26,40 +28,45 @@ fn model() -> Arc<Model> {
     Arc::new(Model::load(&path, &ModelParams::default()).unwrap())
 }
 
-#[test]
-fn cache_after_rejections_equals_a_fresh_plain_run() {
+/// Generates greedily in `mode` (always drafting), then checks the cache
+/// holds exactly the accepted tokens and continues like a fresh plain run.
+/// Returns the completion and the largest logit difference to the fresh run
+/// (printed, so a failure says how far off it is).
+fn check_cache(mode: SpecMode, tree: bool, user: &str, max_tokens: u32) -> (augur_runtime::Completion, f32) {
     let model = model();
-    let params = ContextParams { n_ctx: 1024, ..ContextParams::default() };
+    let seqs = 1 + augur_spec::TREE_GRAVEYARD_SEQ as u32;
+    let mut params = ContextParams { n_ctx: 1024, n_seq_max: seqs, ..ContextParams::default() };
+    if tree {
+        // What a worker verifying trees runs (see `worker::load`).
+        params.flash_attn = true;
+        params.value_cache = augur_engine::ValueCache::Q8_0;
+    }
     let mut ctx = Context::new(model.clone(), &params).unwrap();
-    let mut batch = Batch::new(params.n_batch as usize, 1).unwrap();
-    let settings =
-        SpecSettings { mode: SpecMode::Lookup, spec_max: 6, policy: DraftPolicy::Always, ..SpecSettings::default() };
+    let mut batch = Batch::new(params.n_batch as usize, seqs as usize).unwrap();
+    let settings = SpecSettings { mode, spec_max: 6, policy: DraftPolicy::Always, tree, ..SpecSettings::default() };
     let mut spec = Speculator::new(settings, None, None).unwrap();
     // Verify in chunks this machine's kernels decode bit-identically.
     let chunk = augur_runtime::invariant_batch(&mut ctx, &mut batch).unwrap();
     assert!(chunk >= 2, "no batch-invariant chunk above 1 on this build");
     spec.set_cost(CostModel::new(vec![0.05; 65]).unwrap(), chunk);
-    let text = model
-        .render_chat(
-            &[ChatMessage::new("user", "Write a short story about a robot learning to paint, in plain prose.")],
-            true,
-        )
-        .unwrap();
+    let text = model.render_chat(&[ChatMessage::new("user", user)], true).unwrap();
     let prompt = model.tokenize(&text, true, true).unwrap();
-    let mut req = GenerateRequest::new(Prompt::Tokens(prompt.clone()), 160);
-    req.spec = SpecOptions { mode: Some(SpecMode::Lookup), max: Some(6), ..Default::default() };
+    let mut req = GenerateRequest::new(Prompt::Tokens(prompt.clone()), max_tokens);
+    req.spec = SpecOptions { mode: Some(mode), max: Some(6), ..Default::default() };
     let mut prefix = augur_runtime::PrefixCache::new(batch.capacity());
     let done = generate(&mut ctx, &mut batch, &mut spec, &mut prefix, &prompt, &req, &mut Discard).unwrap();
-    let rejected = done.spec.drafted - done.spec.accepted;
-    assert!(rejected >= 20, "want many rejections, got {rejected} of {}", done.spec.drafted);
     let gen = &done.tokens;
     assert!(gen.len() >= 100, "{}", gen.len());
 
     // No orphaned cells: the cache holds the prompt and every generated
-    // token but the last (which is pending), and nothing past it.
+    // token but the last (which is pending), nothing past it, and no
+    // branch sequence of a verified tree holds anything.
     let in_cache = prompt.len() + gen.len() - 1;
     assert_eq!(ctx.kv_pos_min(0), Some(0));
     assert_eq!(ctx.kv_pos_max(0), Some(in_cache as i32 - 1));
+    for s in 1..seqs as i32 {
+        assert_eq!(ctx.kv_pos_max(s), None, "branch sequence {s} left cells behind");
+    }
 
     // Continue: decode the pending token on top of the speculative cache.
     batch.clear();
@@ -76,5 +83,27 @@ fn cache_after_rejections_equals_a_fresh_plain_run() {
         fresh.decode(&batch).unwrap();
     }
     let reference = fresh.logits(0).unwrap();
-    assert!(continued == reference, "logits differ after speculative generation");
+    let diff = continued.iter().zip(reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    eprintln!("{mode:?} (tree {tree}): largest logit difference to a fresh plain run {diff}");
+    (done, diff)
+}
+
+#[test]
+fn cache_after_rejections_equals_a_fresh_plain_run() {
+    let user = "Write a short story about a robot learning to paint, in plain prose.";
+    let (done, diff) = check_cache(SpecMode::Lookup, false, user, 160);
+    assert_eq!(diff, 0.0, "logits differ after speculative generation");
+    let rejected = done.spec.drafted - done.spec.accepted;
+    assert!(rejected >= 20, "want many rejections, got {rejected} of {}", done.spec.drafted);
+}
+
+#[test]
+fn cache_after_tree_verification_equals_a_fresh_plain_run() {
+    let user = "Write Python functions add, subtract, multiply, divide, power and modulo, each taking a and b, \
+                each with a one-line docstring and a doctest.";
+    let (done, diff) = check_cache(SpecMode::Suffix, true, user, 200);
+    let t = &done.spec.tree;
+    assert!(t.steps >= 5, "want tree verification steps, got {}", t.steps);
+    assert!(t.drafted - t.accepted >= 20, "want rejected branches, got {} of {}", t.drafted - t.accepted, t.drafted);
+    assert_eq!(diff, 0.0, "logits differ after tree verification");
 }

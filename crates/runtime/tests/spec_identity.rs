@@ -29,6 +29,27 @@ fn worker(policy: DraftPolicy) -> ModelWorker {
     .expect("worker")
 }
 
+/// A worker that verifies draft trees (always, where the suffix trees fork),
+/// in the attention layout that makes them exact.
+fn tree_worker() -> ModelWorker {
+    let store = augur_store::Store::open_default().unwrap();
+    let spec = SpecSettings {
+        mode: SpecMode::Suffix,
+        spec_max: 8,
+        policy: DraftPolicy::Always,
+        tree: true,
+        ..Default::default()
+    };
+    ModelWorker::spawn(WorkerConfig {
+        context: ContextParams { n_ctx: 2048, ..ContextParams::default() },
+        spec,
+        calibration_dir: store.root().parent().map(|p| p.join("calibration")),
+        queue: 4,
+        ..WorkerConfig::new("qwen2.5-coder-1.5b", model_path("qwen2.5-coder-1.5b"))
+    })
+    .expect("worker")
+}
+
 fn shared() -> &'static ModelWorker {
     static W: std::sync::OnceLock<ModelWorker> = std::sync::OnceLock::new();
     // Always draft: a cost model that declines to draft would make these
@@ -79,7 +100,7 @@ fn every_mode_matches_plain_decoding() {
             augur_runtime::FinishReason::Stop => eog += 1,
             _ => length += 1,
         }
-        for mode in [SpecMode::Lookup, SpecMode::Draft, SpecMode::Auto] {
+        for mode in [SpecMode::Lookup, SpecMode::Draft, SpecMode::Suffix, SpecMode::Auto] {
             let got = run(w, case, mode);
             drafted += got.spec.drafted;
             if got.tokens != plain.tokens {
@@ -92,6 +113,43 @@ fn every_mode_matches_plain_decoding() {
     assert!(eog > 0 && length > 0, "the set must hit both ends");
     assert!(drafted > 500, "verification must actually run ({drafted} drafted)");
     assert!(diverged.is_empty(), "outputs differ from plain decoding: {diverged:?}");
+}
+
+#[test]
+fn tree_verification_matches_plain_decoding() {
+    let w = tree_worker();
+    let cases = common::prompts::cases();
+    let (mut trees, mut diverged) = (0u64, Vec::new());
+    for case in &cases {
+        let plain = run(&w, case, SpecMode::Off);
+        let got = run(&w, case, SpecMode::Suffix);
+        trees += got.spec.tree.steps;
+        if got.tokens != plain.tokens {
+            diverged.push(case.id);
+        }
+        assert_eq!(got.finish_reason, plain.finish_reason, "{}", case.id);
+    }
+    // At T > 0 a node is accepted iff it is the target's own seeded sample
+    // at that position, so a seed gives plain sampling's text in this
+    // worker too (trees where the sampled text forks).
+    let sampled = augur_sampling::SamplingParams::Sample {
+        temperature: 0.8,
+        top_k: Some(40),
+        top_p: Some(0.95),
+        min_p: None,
+        seed: 5,
+    };
+    for case in &cases[..4] {
+        let plain = run_with(&w, case, SpecMode::Off, sampled.clone());
+        let got = run_with(&w, case, SpecMode::Suffix, sampled.clone());
+        trees += got.spec.tree.steps;
+        if got.tokens != plain.tokens {
+            diverged.push(case.id);
+        }
+    }
+    eprintln!("tree identity: {} prompts, {trees} trees verified, {} diverged", cases.len(), diverged.len());
+    assert!(diverged.is_empty(), "tree-verified outputs differ from plain decoding: {diverged:?}");
+    assert!(trees >= 10, "tree verification must actually run ({trees} trees)");
 }
 
 #[test]

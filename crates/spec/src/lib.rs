@@ -36,6 +36,7 @@ pub mod drafter;
 pub mod lookup;
 pub mod stats;
 pub mod suffix;
+pub mod tree;
 pub mod trust;
 pub mod verify;
 
@@ -51,6 +52,7 @@ pub use suffix::{
     DraftTree, GlobalSuffixTree, SharedGlobal, SuffixConfig, SuffixDraft, SuffixDrafter, SuffixError, SuffixParams,
     SuffixTree,
 };
+pub use tree::{TreeVerdict, TreeWalk, MAX_TREE_BRANCHES, TREE_GRAVEYARD_SEQ};
 pub use trust::{Shadow, ShadowOutcome, Trust};
 pub use verify::{
     accept_greedy, verify_position, verify_stochastic, DraftProbs, LogitRows, Step, TargetDists, Verdict,

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::global::GlobalSuffixTree;
 use super::tree::{SeqId, SuffixTree, MAX_TREE_DEPTH};
-use super::{DraftTree, SuffixDraft, SuffixError, SuffixParams, DEFAULT_MAX_DEPTH};
+use super::{DraftTree, SuffixDraft, SuffixError, SuffixParams, TreeScratch, DEFAULT_MAX_DEPTH};
 use crate::drafter::{Draft, DraftSourceId, Drafter};
 use crate::{SpecError, Token, MAX_DRAFT};
 
@@ -62,6 +62,8 @@ pub struct SuffixDrafter {
     /// The last proposal, with probabilities and score.
     last: SuffixDraft,
     scratch: SuffixDraft,
+    tree_scratch: TreeScratch,
+    tree_other: DraftTree,
 }
 
 impl SuffixDrafter {
@@ -73,6 +75,8 @@ impl SuffixDrafter {
             global,
             last: SuffixDraft::default(),
             scratch: SuffixDraft::default(),
+            tree_scratch: TreeScratch::default(),
+            tree_other: DraftTree::default(),
         })
     }
 
@@ -113,16 +117,22 @@ impl SuffixDrafter {
 
     /// Tree-shaped draft of at most `max_len` nodes from the better tree.
     pub fn propose_tree(&mut self, context: &[Token], max_len: usize) -> DraftTree {
+        let mut tree = DraftTree::default();
+        self.propose_tree_into(context, max_len, &mut tree);
+        tree
+    }
+
+    /// As [`Self::propose_tree`], into `out`'s buffers.
+    pub fn propose_tree_into(&mut self, context: &[Token], max_len: usize, out: &mut DraftTree) {
         self.sync(context);
         let params = self.params(max_len);
-        let local = self.request.speculate_tree(context, &params);
-        let global = self.global.as_ref().map(|g| {
+        self.request.speculate_tree_into(context, &params, &mut self.tree_scratch, out);
+        if let Some(g) = self.global.as_ref() {
             let g = g.read().unwrap_or_else(PoisonError::into_inner);
-            g.speculate_tree(context, &params)
-        });
-        match global {
-            Some(g) if g.score > local.score => g,
-            _ => local,
+            g.tree().speculate_tree_into(context, &params, &mut self.tree_scratch, &mut self.tree_other);
+            if self.tree_other.score > out.score {
+                std::mem::swap(out, &mut self.tree_other);
+            }
         }
     }
 

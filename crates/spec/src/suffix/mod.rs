@@ -20,6 +20,7 @@ use std::path::PathBuf;
 pub use drafter::{SharedGlobal, SuffixConfig, SuffixDrafter};
 pub use global::{GlobalSuffixTree, DEFAULT_GLOBAL_BUDGET};
 pub use persist::SUFFIX_STORE_VERSION;
+pub use speculate::TreeScratch;
 pub use tree::{SeqId, SuffixTree, MAX_TREE_DEPTH};
 
 use crate::{Token, MAX_DRAFT};

@@ -58,17 +58,27 @@ impl SuffixTree {
     /// Tree-shaped draft: best-first expansion by cumulative probability,
     /// at most the same budget in nodes, same match-length choice rule.
     pub fn speculate_tree(&self, context: &[Token], params: &SuffixParams) -> DraftTree {
-        let mut heap = BinaryHeap::new();
-        let mut scratch = DraftTree::default();
-        let pick = self.choose(context, params, |node, budget| {
-            self.expand(node, budget, params.min_token_prob, &mut heap, &mut scratch)
-        });
         let mut tree = DraftTree::default();
-        if let Some(c) = pick {
-            self.expand(c.node, c.budget, params.min_token_prob, &mut heap, &mut tree);
-            tree.match_len = c.m;
-        }
+        self.speculate_tree_into(context, params, &mut TreeScratch::default(), &mut tree);
         tree
+    }
+
+    /// As [`Self::speculate_tree`], reusing `scratch`'s and `out`'s buffers.
+    pub fn speculate_tree_into(
+        &self,
+        context: &[Token],
+        params: &SuffixParams,
+        scratch: &mut TreeScratch,
+        out: &mut DraftTree,
+    ) {
+        let TreeScratch { heap, trial } = scratch;
+        let pick =
+            self.choose(context, params, |node, budget| self.expand(node, budget, params.min_token_prob, heap, trial));
+        out.clear();
+        if let Some(c) = pick {
+            self.expand(c.node, c.budget, params.min_token_prob, heap, out);
+            out.match_len = c.m;
+        }
     }
 
     /// Tries every occurring tail of `context` (longest first) and keeps
@@ -154,6 +164,19 @@ impl SuffixTree {
 /// and a zero count (impossible in a consistent tree) cannot divide by 0.
 fn ratio(child: Hit, parent: Hit) -> f64 {
     f64::from(child.1) / f64::from(parent.1.max(1))
+}
+
+/// Buffers of tree-shaped drafting, kept so a step allocates nothing.
+#[derive(Default)]
+pub struct TreeScratch {
+    heap: BinaryHeap<Cand>,
+    trial: DraftTree,
+}
+
+impl std::fmt::Debug for TreeScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeScratch").finish_non_exhaustive()
+    }
 }
 
 /// A frontier node in best-first expansion. Highest probability first;
