@@ -98,6 +98,8 @@ pub struct AccelEntry {
     /// A role whose model drafts for this one (same vocabulary).
     pub draft: Option<String>,
     pub spec_max: Option<usize>,
+    /// Verify forking suffix drafts as trees (`--spec-tree`).
+    pub spec_tree: Option<bool>,
     /// `[n_min, n_max]` n-gram sizes for prompt lookup.
     pub lookup_ngram: Option<[usize; 2]>,
     /// MoE: experts used per token, applied as `<arch>.expert_used_count`.

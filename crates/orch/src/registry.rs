@@ -34,6 +34,7 @@ pub struct InstanceSpec {
     pub lookup_ngram: Option<(usize, usize)>,
     pub spec_mode: SpecMode,
     pub spec_max: usize,
+    pub spec_tree: bool,
     pub draft: Option<(ModelSpec, PathBuf)>,
     /// Bytes reserved in the budget while loaded or loading.
     pub memory: u64,
@@ -453,6 +454,7 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
         lookup_ngram: role.accel.lookup_ngram,
         spec_mode: role.accel.spec.unwrap_or(if draft.is_some() { SpecMode::Auto } else { SpecMode::Lookup }),
         spec_max: role.accel.spec_max.unwrap_or(16),
+        spec_tree: role.accel.spec_tree,
         draft,
         roles: vec![role.name.clone()],
     })
@@ -493,7 +495,12 @@ pub fn worker_config(inst: &InstanceSpec, queue: usize, state_dir: Option<&std::
         context.threads = t;
         context.threads_batch = t;
     }
-    let mut spec = augur_runtime::SpecSettings { mode: inst.spec_mode, spec_max: inst.spec_max, ..Default::default() };
+    let mut spec = augur_runtime::SpecSettings {
+        mode: inst.spec_mode,
+        spec_max: inst.spec_max,
+        tree: inst.spec_tree,
+        ..Default::default()
+    };
     if let Some((lo, hi)) = inst.lookup_ngram {
         spec.lookup.n_min = lo;
         spec.lookup.n_max = hi;

@@ -68,6 +68,7 @@ pub struct Accel {
     /// Role whose model drafts.
     pub draft: Option<String>,
     pub spec_max: Option<usize>,
+    pub spec_tree: bool,
     pub lookup_ngram: Option<(usize, usize)>,
     pub experts: Option<u32>,
 }
@@ -368,6 +369,7 @@ fn accel_spec(p: &str, role: &str, a: &AccelEntry, f: &TeamFile) -> Result<Accel
         spec: a.spec,
         draft: a.draft.clone(),
         spec_max: a.spec_max,
+        spec_tree: a.spec_tree.unwrap_or(false),
         lookup_ngram: a.lookup_ngram.map(|[a, b]| (a, b)),
         experts: a.experts,
     })

@@ -87,6 +87,11 @@ fn backends_and_values_are_checked() {
     assert!(e.contains("models.m.overrides[0]"), "{e}");
     let e = err("[models.auto]\nsource = \"x\"\n");
     assert!(e.contains("models.auto") && e.contains("not \"auto\""), "{e}");
+    let tree =
+        TeamConfig::from_toml(&format!("{MODELS}[roles.r]\nmodel = \"qwen\"\nacceleration = {{ spec_tree = true }}\n"));
+    assert!(tree.unwrap().roles["r"].accel.spec_tree, "spec_tree reaches the role");
+    let e = err(&format!("{MODELS}[roles.r]\nmodel = \"qwen\"\nacceleration = {{ spec_tree = 1 }}\n"));
+    assert!(e.contains("spec_tree"), "{e}");
     let ok =
         TeamConfig::from_toml("[roles.r]\nbackend = { type = \"openai\", base_url = \"http://h:1/v1\" }\n").unwrap();
     assert!(matches!(&ok.roles["r"].backend, augur_orch::BackendSpec::OpenAi(s) if s.model == "r"));
