@@ -442,6 +442,10 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
     if let Some((a, b)) = role.accel.lookup_ngram {
         parts.push(format!("lookup={a}-{b}"));
     }
+    if role.accel.spec_tree {
+        // Trees load the model with another attention layout.
+        parts.push("tree".into());
+    }
     let key = if parts.is_empty() { model.name.clone() } else { format!("{}+{}", model.name, parts.join(",")) };
     let draft_mem = draft.as_ref().map_or(0, |(m, p)| memory_of(m, p));
     Ok(InstanceSpec {

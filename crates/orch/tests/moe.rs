@@ -171,3 +171,20 @@ fn invalid_expert_counts_are_refused_with_a_clear_message() {
         }
     }
 }
+
+/// Roles on one model share an instance unless they load it differently:
+/// trees run another attention layout, so a tree role gets its own.
+#[test]
+fn a_tree_role_gets_its_own_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_model(dir.path(), &small_opts());
+    let mut text = format!("[models.moe]\nsource = {:?}\nrepack = false\n", path.display().to_string());
+    text.push_str("[roles.a]\nmodel = \"moe\"\n[roles.b]\nmodel = \"moe\"\n");
+    text.push_str("[roles.t]\nmodel = \"moe\"\nacceleration = { spec_tree = true }\n");
+    let cfg = TeamConfig::from_toml(&text).expect("team config");
+    let instances = plan_instances(&cfg, &check_files(&cfg, &identity).expect("files")).expect("instances");
+    assert_eq!(instances.len(), 2, "{:?}", instances.iter().map(|i| &i.key).collect::<Vec<_>>());
+    let tree = instances.iter().find(|i| i.roles == ["t"]).expect("the tree role alone");
+    assert!(tree.spec_tree);
+    assert!(instances.iter().any(|i| i.roles.len() == 2 && !i.spec_tree));
+}

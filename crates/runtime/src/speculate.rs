@@ -421,11 +421,9 @@ impl Speculator {
             source = (!self.draft.is_empty()).then_some(DraftSourceId::Lookup);
         }
         if source.is_none() && limit > 0 && trees && matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
-            if let Some(pending) = history.last() {
+            if let Some((pending, limit)) = self.tree.propose(&mut self.suffix, history, limit) {
                 let t = &mut self.tree;
-                let limit = limit.min(t.room.saturating_sub(1));
-                self.suffix.propose_tree_into(history, limit, &mut t.tree);
-                t.walk.start(*pending, &t.tree, limit);
+                t.walk.start(pending, &t.tree, limit);
                 if t.walk.branches() >= 2 {
                     t.predicted = Some(0.0);
                     return Plan { source: Some(DraftSourceId::Suffix), k: t.walk.nodes(), ..plain_unknown() };
@@ -548,6 +546,15 @@ struct TreeDrafting {
 }
 
 impl TreeDrafting {
+    /// This step's tree from the suffix trees, at most `limit` nodes and
+    /// within `room`; returns the pending token and that node cap.
+    fn propose(&mut self, suffix: &mut SuffixDrafter, history: &[Token], limit: usize) -> Option<(Token, usize)> {
+        let pending = *history.last()?;
+        let limit = limit.min(self.room.saturating_sub(1));
+        suffix.propose_tree_into(history, limit, &mut self.tree);
+        Some((pending, limit))
+    }
+
     /// The suffix tree's draft as a tree, cut to the size (a whole number
     /// of verify chunks) the cost model rates best, if it branches. The
     /// cost counts every row decoded: a tree's later chunks are cheaper
@@ -561,9 +568,7 @@ impl TreeDrafting {
         history: &[Token],
         limit: usize,
     ) -> Option<(Plan, f64)> {
-        let pending = *history.last()?;
-        let limit = limit.min(self.room.saturating_sub(1));
-        suffix.propose_tree_into(history, limit, &mut self.tree);
+        let (pending, limit) = self.propose(suffix, history, limit)?;
         if self.tree.match_len < SUFFIX_MIN_MATCH {
             return None;
         }
