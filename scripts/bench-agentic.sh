@@ -34,7 +34,7 @@ for mode in "${modes[@]}"; do
   recorded+=(--server-command "AUGUR_HOME=EMPTY_STORE $(quoted "${cmd[@]}")")
 done
 for spec in none ngram-mod ngram-map-k ngram-cache; do
-  cmd=("$peers/llama-server" -m "$AUGUR_HOME/models/$model.gguf" -t "$threads" --port "$port" -c 4096)
+  cmd=("$peers/llama-server" -m "$AUGUR_HOME/models/$model.gguf" -t "$threads" --port "$port" -c 4096 "${peer_args[@]}")
   [ "$spec" = none ] || cmd+=(--spec-type "$spec")
   name=llama-server; [ "$spec" = none ] || name="llama-server-$spec"
   start_server "/tmp/bench-agentic-$name.log" "${cmd[@]}"
@@ -43,6 +43,9 @@ for spec in none ngram-mod ngram-map-k ngram-cache; do
   stop_servers
   recorded+=(--server-command "$(quoted "${cmd[@]}")")
 done
+# The verify-cost curve the augur servers measured (or reused) for the model.
+python3 scripts/bench_rows.py calibration --out "$rows" --dir "$AUGUR_HOME/calibration" \
+  --model-id "$model.gguf" --threads "$threads" --config target --max-k 16
 "$bin" bench import "$rows" --out "$results" --label agentic --baseline augur-off --command "$invocation" \
   --peer "$(peer_version "$peers")" "${recorded[@]}"
 rm -rf "$rows" "$work"

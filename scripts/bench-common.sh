@@ -12,6 +12,12 @@ results="${BENCH_RESULTS:-bench/results}"
 mkdir -p "$results"
 [ -x "$bin" ] || { echo "build augur first: cargo build --release --bin augur" >&2; exit 1; }
 
+# Extra arguments for every llama.cpp peer command, from PEER_ARGS (e.g.
+# "--no-repack" on a machine where the peer's repacked weights crash); they
+# are part of the command lines stored with each run.
+read -r -a peer_args <<<"${PEER_ARGS:-}"
+[ -z "${PEER_ARGS:-}" ] || invocation="PEER_ARGS=\"$PEER_ARGS\" ${invocation:-}"
+
 # llama.cpp's tools (built once by the shared script); prints their bin dir.
 peers_bin() { ../shared/peers/build-llama-cpp.sh "$@" | tail -1; }
 

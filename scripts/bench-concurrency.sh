@@ -28,7 +28,7 @@ measure() {
 }
 # A queue of 16 holds 8 clients' requests with room to spare: no 429 is expected.
 measure concurrency-augur augur-serve "$bin" serve -m "$model" -t "$threads" --port "$port" --queue 16
-measure concurrency-llama-server llama-server "$peers/llama-server" -m "$gguf" -t "$threads" --port "$port" -c 4096
+measure concurrency-llama-server llama-server "$peers/llama-server" -m "$gguf" -t "$threads" --port "$port" -c 4096 "${peer_args[@]}"
 measure concurrency-llama-server-np4 llama-server-np4 \
-  "$peers/llama-server" -m "$gguf" -t "$threads" --port "$port" -c 8192 -np 4
+  "$peers/llama-server" -m "$gguf" -t "$threads" --port "$port" -c 8192 -np 4 "${peer_args[@]}"
 echo "(run by: $invocation)" >&2

@@ -14,8 +14,8 @@ gguf="$AUGUR_HOME/models/$model.gguf"
 declare -A cmd=(
   [augur-off]="$(quoted "$bin" serve -m "$model" --spec off -t "$threads" --port 8091)"
   [augur-auto]="$(quoted "$bin" serve -m "$model" --spec auto -t "$threads" --port 8092)"
-  [llama-server]="$(quoted "$peers/llama-server" -m "$gguf" -t "$threads" --port 8093 -c 4096)"
-  [llama-server-ngram-mod]="$(quoted "$peers/llama-server" -m "$gguf" -t "$threads" --port 8094 -c 4096 --spec-type ngram-mod)"
+  [llama-server]="$(quoted "$peers/llama-server" -m "$gguf" -t "$threads" --port 8093 -c 4096 "${peer_args[@]}")"
+  [llama-server-ngram-mod]="$(quoted "$peers/llama-server" -m "$gguf" -t "$threads" --port 8094 -c 4096 --spec-type ngram-mod "${peer_args[@]}")"
 )
 declare -A port=([augur-off]=8091 [augur-auto]=8092 [llama-server]=8093 [llama-server-ngram-mod]=8094)
 order=(augur-off augur-auto llama-server llama-server-ngram-mod)

@@ -29,7 +29,7 @@ measure() {
 for cache in off prompt conversation; do
   measure "augur-$cache" "$bin" serve -m "$model" -t "$threads" --port "$port" --spec off --prefix-cache "$cache"
 done
-measure llama-server "$peers/llama-server" -m "$gguf" -t "$threads" --port "$port" -c 4096
+measure llama-server "$peers/llama-server" -m "$gguf" -t "$threads" --port "$port" -c 4096 "${peer_args[@]}"
 "$bin" bench import "$rows" --out "$results" --label prefix --baseline augur-off --command "$invocation" \
   --peer "$(peer_version "$peers")" "${recorded[@]}"
 rm -rf "$dir"

@@ -30,12 +30,12 @@ for f in "${prompts[@]}"; do
       "$bin" run -m "$target_name" -t "$threads" -f "$f" -n "$n" --spec "$mode" "${extra[@]}" --json
   done
   row --config llama-lookup --parse speed -- \
-    "$peers/llama-lookup" -m "$target" -f "$f" -n "$n" -t "$threads" --temp 0
+    "$peers/llama-lookup" -m "$target" -f "$f" -n "$n" -t "$threads" --temp 0 "${peer_args[@]}"
   row --config "llama.cpp draft-simple" --parse speed -- \
     "$peers/llama-speculative-simple" -m "$target" -md "$draft" --spec-type draft-simple -f "$f" -n "$n" \
-    -t "$threads" -td "$threads" --temp 0
+    -t "$threads" -td "$threads" --temp 0 "${peer_args[@]}"
   row --config "llama.cpp ngram-mod" --parse speed -- \
-    "$peers/llama-speculative-simple" -m "$target" --spec-type ngram-mod -f "$f" -n "$n" -t "$threads" --temp 0
+    "$peers/llama-speculative-simple" -m "$target" --spec-type ngram-mod -f "$f" -n "$n" -t "$threads" --temp 0 "${peer_args[@]}"
 done
 # The verify-cost curve the runs above measured (or reused) for the target.
 python3 scripts/bench_rows.py calibration --out "$rows" --dir "$AUGUR_HOME/calibration" \

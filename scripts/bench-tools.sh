@@ -39,13 +39,16 @@ client --rows "$rows" --name augur-constrained-auto-ff --augur '{"spec": {"mode"
 stop_servers
 rm -rf "$work"
 
-llama_cmd=("$peers/llama-server" -m "$AUGUR_HOME/models/$model.gguf" -t "$threads" --port "$port" -c 4096 --jinja)
+llama_cmd=("$peers/llama-server" -m "$AUGUR_HOME/models/$model.gguf" -t "$threads" --port "$port" -c 4096 --jinja "${peer_args[@]}")
 start_server /tmp/llama-bench-tools.log "${llama_cmd[@]}"
 wait_up "$port"
 client --name warmup --limit 2 >/dev/null
 client --rows "$rows" --name llama-server-jinja
 stop_servers
 
+# The verify-cost curve the augur servers measured (or reused) for the model.
+python3 scripts/bench_rows.py calibration --out "$rows" --dir "$AUGUR_HOME/calibration" \
+  --model-id "$model.gguf" --threads "$threads" --config target --max-k 16
 "$bin" bench import "$rows" --out "$results" --label tools --command "$invocation" --peer "$(peer_version "$peers")" \
   --server-command "$(quoted "${augur_cmd[@]}")" --server-command "$(quoted "${llama_cmd[@]}")"
 rm -f "$rows"
