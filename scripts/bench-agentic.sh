@@ -8,12 +8,13 @@
 # requests of the same sequence. Stored as the run labelled `agentic`
 # (docs/BENCHMARKS.md, "Agentic workload").
 # Usage: scripts/bench-agentic.sh [THREADS] [REQUESTS]
-# Environment: AGENTIC_MODEL (qwen2.5-coder-1.5b), AGENTIC_MODES ("off lookup suffix auto").
+# Environment: AGENTIC_MODEL (qwen2.5-coder-1.5b), AGENTIC_MODES ("off lookup suffix auto off+tree
+# auto+tree"; MODE+tree adds --spec-tree), PEER_ARGS (bench-common.sh).
 invocation="scripts/bench-agentic.sh $*"
 source "$(dirname "$0")/bench-common.sh"
 threads="${1:-2}"; limit="${2:-36}"
 model="${AGENTIC_MODEL:-qwen2.5-coder-1.5b}"
-read -r -a modes <<<"${AGENTIC_MODES:-off lookup suffix auto}"
+read -r -a modes <<<"${AGENTIC_MODES:-off lookup suffix auto off+tree auto+tree}"
 peers=$(peers_bin llama-server)
 port=8141
 rows=$(mktemp)
@@ -26,10 +27,14 @@ warm() {
 recorded=()
 for mode in "${modes[@]}"; do
   home=$(fresh_home "$work")
-  cmd=("$bin" serve -m "$model" -t "$threads" --port "$port" --spec "$mode")
-  AUGUR_HOME="$home" start_server "/tmp/bench-agentic-augur-$mode.log" "${cmd[@]}"
+  # MODE+tree: the same with tree verification (and the attention layout
+  # it loads the model with, so compare it with off+tree).
+  cmd=("$bin" serve -m "$model" -t "$threads" --port "$port" --spec "${mode%+tree}")
+  name="augur-${mode%+tree}"
+  [[ $mode == *+tree ]] && { cmd+=(--spec-tree); name+="-tree"; }
+  AUGUR_HOME="$home" start_server "/tmp/bench-agentic-$name.log" "${cmd[@]}"
   wait_up "$port"; warm
-  client --rows "$rows" --name "augur-$mode"
+  client --rows "$rows" --name "$name"
   stop_servers
   recorded+=(--server-command "AUGUR_HOME=EMPTY_STORE $(quoted "${cmd[@]}")")
 done
