@@ -56,6 +56,11 @@ pub struct ImportPlan {
     /// Configuration whose outputs the others' hashes are checked against
     /// (default: the first).
     pub baseline: Option<String>,
+    /// Configurations checked against another configuration than the
+    /// baseline, as `(config, its baseline)`: those that load the model
+    /// differently (tree verification's attention layout) have plain
+    /// outputs of their own.
+    pub identity: Vec<(String, String)>,
     pub temperature: f32,
     pub warmup: u32,
 }
@@ -78,8 +83,16 @@ pub fn import(plan: &ImportPlan) -> Result<Imported> {
         Some(b) => return Err(bad(&plan.file, 0, format!("baseline {b:?} has no rows"))),
         None => configs[0].name.clone(),
     };
+    for (config, base) in &plan.identity {
+        if let Some(missing) = [config, base].into_iter().find(|n| !configs.iter().any(|c| &c.name == *n)) {
+            return Err(bad(&plan.file, 0, format!("identity {config}={base}: {missing:?} has no rows")));
+        }
+    }
+    let base_of = |config: &str| -> String {
+        plan.identity.iter().find(|(c, _)| c == config).map_or_else(|| baseline.clone(), |(_, b)| b.clone())
+    };
     let mut rows: Vec<Row> = parsed.into_iter().map(|r| r.row).collect();
-    let mismatches = check_identity(&mut rows, &baseline);
+    let mismatches = check_identity(&mut rows, base_of);
     let meta = Meta {
         suites: suites(&rows),
         iterations: rows.iter().map(|r| r.iteration + 1).max().unwrap_or(1),
@@ -188,18 +201,18 @@ fn suites(rows: &[Row]) -> Vec<SuiteRef> {
     out
 }
 
-/// Hashed outputs against the baseline's first one per prompt, as `bench
-/// run` checks texts; returns the number of rows that differ.
-fn check_identity(rows: &mut [Row], baseline: &str) -> usize {
-    let mut reference: BTreeMap<(String, String), String> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.config == baseline && r.error.is_none()) {
+/// Hashed outputs against their baseline's first one per prompt, as
+/// `bench run` checks texts; returns the number of rows that differ.
+fn check_identity(rows: &mut [Row], base_of: impl Fn(&str) -> String) -> usize {
+    let mut reference: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.error.is_none()) {
         if let Some(h) = &r.output_sha256 {
-            reference.entry((r.suite.clone(), r.prompt.clone())).or_insert_with(|| h.clone());
+            reference.entry((r.config.clone(), r.suite.clone(), r.prompt.clone())).or_insert_with(|| h.clone());
         }
     }
     let mut mismatches = 0;
     for r in rows.iter_mut().filter(|r| r.error.is_none()) {
-        let key = (r.suite.clone(), r.prompt.clone());
+        let key = (base_of(&r.config), r.suite.clone(), r.prompt.clone());
         if let (Some(h), Some(want)) = (&r.output_sha256, reference.get(&key)) {
             let same = h == want;
             r.identical = Some(same);

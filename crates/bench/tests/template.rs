@@ -30,6 +30,7 @@ fn plan(dir: &Path, file: PathBuf, label: &str) -> ImportPlan {
             label: Some(label.into()),
         },
         baseline: Some("off".into()),
+        identity: Vec::new(),
         temperature: 0.0,
         warmup: 0,
     }
@@ -242,4 +243,36 @@ fn bad_import_lines_are_named() {
         .expect("write");
     assert!(import(&plan(dir.path(), file, "x")).expect_err("baseline").to_string().contains("baseline \"off\""));
     assert!(store::read_index(dir.path()).expect("index").is_empty());
+}
+
+/// A configuration that loads the model differently is checked against its
+/// own plain run, and a pair naming a configuration without rows is refused.
+#[test]
+fn identity_pairs_check_a_configuration_against_its_own_base() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rows.jsonl");
+    let hash = |c: char| c.to_string().repeat(64);
+    let rows: Vec<String> = [("off", '1'), ("off-tree", '2'), ("auto-tree", '2'), ("auto", '3')]
+        .map(|(config, c)| {
+            format!(
+                r#"{{"suite": "s", "prompt": "p", "config": "{config}", "metrics": {{"decode_tps": 1.0}}, "output_sha256": "{}"}}"#,
+                hash(c)
+            )
+        })
+        .into();
+    std::fs::write(&file, rows.join("\n")).expect("write rows");
+    let mut p = plan(dir.path(), file, "t");
+    p.identity = vec![("off-tree".into(), "off-tree".into()), ("auto-tree".into(), "off-tree".into())];
+    let done = import(&p).expect("import");
+    // Only `auto` differs from its base (`off`).
+    assert_eq!(done.mismatches, 1);
+    let run = store::resolve(dir.path(), "t").expect("by label");
+    let ident: Vec<(&str, Option<bool>)> = run.rows.iter().map(|r| (r.config.as_str(), r.identical)).collect();
+    assert_eq!(
+        ident,
+        [("off", Some(true)), ("off-tree", Some(true)), ("auto-tree", Some(true)), ("auto", Some(false))]
+    );
+    p.identity = vec![("auto-tree".into(), "nowhere".into())];
+    let err = import(&p).expect_err("unknown base");
+    assert!(err.to_string().contains("nowhere"), "{err}");
 }

@@ -138,6 +138,11 @@ pub struct ImportArgs {
     /// Configuration whose output hashes the others must match (default: the first).
     #[arg(long)]
     pub baseline: Option<String>,
+    /// CONFIG=BASE: check CONFIG against BASE instead of the baseline (a
+    /// configuration that loads the model differently, as `--spec-tree`
+    /// does, against its own plain run). Repeatable.
+    #[arg(long, value_parser = config_pair)]
+    pub identity: Vec<(String, String)>,
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
     /// Discarded warm-up runs per configuration, as the measuring script did them.
@@ -332,6 +337,13 @@ fn render_template(template: &Path, runs: &Path, dest: Option<&Path>, check: boo
     }
 }
 
+fn config_pair(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((c, b)) if !c.is_empty() && !b.is_empty() => Ok((c.to_string(), b.to_string())),
+        _ => Err(format!("expected CONFIG=BASE, got {s:?}")),
+    }
+}
+
 fn import_cmd(a: ImportArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let plan = ImportPlan {
@@ -339,6 +351,7 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
         runs_dir: a.out.clone(),
         record: a.record.record(a.command.clone().unwrap_or_else(command_line)),
         baseline: a.baseline.clone(),
+        identity: a.identity.clone(),
         temperature: a.temperature,
         warmup: a.warmup,
     };
