@@ -49,8 +49,7 @@ for spec in none ngram-mod ngram-map-k ngram-cache; do
   recorded+=(--server-command "$(quoted "${cmd[@]}")")
 done
 # The verify-cost curve the augur servers measured (or reused) for the model.
-python3 scripts/bench_rows.py calibration --out "$rows" --dir "$AUGUR_HOME/calibration" \
-  --model-id "$model.gguf" --threads "$threads" --config target --max-k 16
+record_curve "$rows" "$model" "$threads" 16
 # Tree runs load another attention layout: checked against their own plain run.
 "$bin" bench import "$rows" --out "$results" --label agentic --baseline augur-off --command "$invocation" \
   --identity augur-off-tree=augur-off-tree --identity augur-auto-tree=augur-off-tree \

@@ -27,6 +27,14 @@ peer_version() {
   echo "llama.cpp=vendored in llama-cpp-python ${d#llama.cpp-py}"
 }
 
+# Append to ROWS the verify-cost curve augur measured (or reused) for MODEL
+# at THREADS, as configuration `target`: c(1..MAX_K) and the invariant chunk.
+# Usage: record_curve ROWS MODEL THREADS [MAX_K]
+record_curve() {
+  python3 scripts/bench_rows.py calibration --out "$1" --dir "$AUGUR_HOME/calibration" \
+    --model-id "$2.gguf" --threads "$3" --config target --max-k "${4:-8}"
+}
+
 # Wait until a server on 127.0.0.1:PORT answers /health (model loaded).
 wait_up() {
   for _ in $(seq 1 600); do

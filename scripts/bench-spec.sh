@@ -38,8 +38,7 @@ for f in "${prompts[@]}"; do
     "$peers/llama-speculative-simple" -m "$target" --spec-type ngram-mod -f "$f" -n "$n" -t "$threads" --temp 0 "${peer_args[@]}"
 done
 # The verify-cost curve the runs above measured (or reused) for the target.
-python3 scripts/bench_rows.py calibration --out "$rows" --dir "$AUGUR_HOME/calibration" \
-  --model-id "$target_name.gguf" --threads "$threads" --config target
+record_curve "$rows" "$target_name" "$threads"
 "$bin" bench import "$rows" --out "$results" --label spec --baseline off --command "$invocation" \
   --peer "$(peer_version "$peers")" --server-command "python3 scripts/spec_prompts.py DIR"
 rm -rf "$dir"

@@ -47,8 +47,7 @@ client --rows "$rows" --name llama-server-jinja
 stop_servers
 
 # The verify-cost curve the augur servers measured (or reused) for the model.
-python3 scripts/bench_rows.py calibration --out "$rows" --dir "$AUGUR_HOME/calibration" \
-  --model-id "$model.gguf" --threads "$threads" --config target --max-k 16
+record_curve "$rows" "$model" "$threads" 16
 "$bin" bench import "$rows" --out "$results" --label tools --command "$invocation" --peer "$(peer_version "$peers")" \
   --server-command "$(quoted "${augur_cmd[@]}")" --server-command "$(quoted "${llama_cmd[@]}")"
 rm -f "$rows"
