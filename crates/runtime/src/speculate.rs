@@ -10,8 +10,8 @@ use augur_sampling::{Sampler, Token};
 use augur_spec::trust::SUFFIX_MIN_MATCH;
 use augur_spec::{
     AcceptancePrior, AcceptanceStats, CostModel, Draft, DraftSourceId, DraftTree, Drafter, LookupConfig, Plan,
-    PromptLookup, Shadow, ShadowOutcome, SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, TreeWalk, Trust,
-    Verdict, MAX_DRAFT, MAX_TREE_BRANCHES, TREE_GRAVEYARD_SEQ,
+    PromptLookup, Shadow, ShadowOutcome, SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, SuffixOrigin,
+    TreeWalk, Trust, Verdict, MAX_DRAFT, MAX_TREE_BRANCHES, TREE_GRAVEYARD_SEQ,
 };
 use serde::Serialize;
 
@@ -20,6 +20,9 @@ use crate::generate::{pos, prefill, Clock, Emitter, Sink};
 use crate::prefix::PrefixCache;
 use crate::request::{Completion, GenerateRequest, SpecMode};
 use crate::RuntimeError;
+
+mod replay;
+pub use replay::ReplayOutcome;
 
 /// Speculation settings of a worker.
 #[derive(Debug, Clone)]
@@ -176,12 +179,18 @@ const LOOKUP_TRUST_PRIOR: f64 = 0.6;
 /// trust (per worker, as the global tree is).
 const SUFFIX_TRUST_PRIOR: f64 = 0.8;
 
-/// Each request scales suffix drafts by a trust of its own on top, starting
-/// here: the global tree's answers to other prompts match this one's
-/// context by chance, with ratios of 1 from a single occurrence. Where the
-/// tree keeps being right (an agent's repeated format) the worker's trust
-/// grows to make up for this start.
-const SUFFIX_REQUEST_TRUST_PRIOR: f64 = 0.5;
+/// Each request scales each tree's drafts by a trust of its own on top,
+/// starting here: the worker's trust in that tree carries what earlier
+/// requests showed, but a request whose matches are chance (phrases of an
+/// earlier answer, then something else) must not pay for that before its
+/// own watched proposals correct it.
+const SUFFIX_REQUEST_TRUST_PRIOR: f64 = 0.7;
+
+/// A suffix draft may run to this many times its match length (the paper's
+/// default is 1): the count ratios and the cost model cut it where it stops
+/// paying, and a repeated format often continues far past a short match
+/// (a value just written, then the format again).
+const SUFFIX_SPEC_FACTOR: f32 = 4.0;
 
 /// A lookup proposal being watched, and the bucket it came from.
 #[derive(Clone, Debug, Default)]
@@ -201,18 +210,14 @@ pub struct Speculator {
     lookup_trust: Trust,
     lookup_shadow: LookupShadow,
     suffix_stats: AcceptanceStats,
-    /// Observed over predicted acceptance of suffix drafts, which scales
-    /// the drafts' own count-ratio probabilities (over-confident where a
-    /// context was seen only once or twice).
-    suffix_trust: Trust,
-    /// This request's correction on top of `suffix_trust`.
-    suffix_request_trust: Trust,
-    suffix_shadow: Shadow,
+    /// The per-request and the global tree, each a source of its own.
+    suffix_lanes: [SuffixLane; 2],
+    /// The lane this step's suffix draft came from.
+    suffix_chosen: SuffixOrigin,
     draft_stats: AcceptanceStats,
     grammar_stats: AcceptanceStats,
     cost: Option<CostModel>,
     draft: Draft,
-    suffix_draft: Draft,
     tree: TreeDrafting,
     /// Largest verify batch that is bit-identical to one-token decoding.
     chunk: usize,
@@ -226,7 +231,9 @@ impl Speculator {
     ) -> Result<Self, RuntimeError> {
         let spec = |e: augur_spec::SpecError| RuntimeError::InvalidRequest(e.to_string());
         let lookup = PromptLookup::new(settings.lookup).map_err(spec)?;
-        let suffix = SuffixDrafter::new(SuffixConfig::default(), global).map_err(spec)?;
+        let mut suffix_cfg = SuffixConfig::default();
+        suffix_cfg.params.max_spec_factor = SUFFIX_SPEC_FACTOR;
+        let suffix = SuffixDrafter::new(suffix_cfg, global).map_err(spec)?;
         let stats = AcceptanceStats::new(StatsConfig::default()).map_err(spec)?;
         let grammar_stats =
             AcceptanceStats::new(StatsConfig { prior: FORCED_PRIOR, ..StatsConfig::default() }).map_err(spec)?;
@@ -239,13 +246,11 @@ impl Speculator {
             lookup_trust: Trust::new(LOOKUP_TRUST_PRIOR),
             lookup_shadow: LookupShadow::default(),
             suffix_stats: stats.clone(),
-            suffix_trust: Trust::new(SUFFIX_TRUST_PRIOR),
-            suffix_request_trust: Trust::new(SUFFIX_REQUEST_TRUST_PRIOR),
-            suffix_shadow: Shadow::default(),
+            suffix_lanes: [SuffixLane::new(), SuffixLane::new()],
+            suffix_chosen: SuffixOrigin::Request,
             draft_stats: stats,
             cost: None,
             draft: Draft::with_capacity(MAX_DRAFT),
-            suffix_draft: Draft::with_capacity(MAX_DRAFT),
             tree: TreeDrafting::default(),
             chunk: 1,
             settings,
@@ -297,7 +302,7 @@ impl Speculator {
     /// Choose and fill the draft for this step; returns the plan.
     fn plan(&mut self, mode: SpecMode, shape: DraftShape, history: &[Token], limit: usize) -> Plan {
         self.draft.clear();
-        self.suffix_draft.clear();
+        self.suffix_lanes.iter_mut().for_each(|l| l.draft.clear());
         self.tree.predicted = None;
         let limit = limit.min(self.settings.spec_max).min(MAX_DRAFT);
         let trees = shape == DraftShape::PathOrTree && self.settings.tree;
@@ -327,20 +332,25 @@ impl Speculator {
             }
         }
         if use_suffix {
-            self.suffix.propose(history, limit, &mut self.suffix_draft);
-            if !self.suffix_draft.is_empty() {
-                let worker = self.suffix_trust.scale_suffix(self.suffix.last_draft());
-                let rates = self.suffix_request_trust.scale(worker.iter().copied());
-                let mut p = cost.plan_for(rates, cost.draft_cost(DraftSourceId::Suffix), self.suffix_draft.len());
-                self.suffix_request_trust.planned(p.k);
+            for origin in SuffixOrigin::ALL {
+                let lane = &mut self.suffix_lanes[origin.index()];
+                self.suffix.propose_from(origin, history, limit, &mut lane.draft);
+                lane.match_len = self.suffix.last_draft().match_len;
+                if lane.draft.is_empty() {
+                    continue;
+                }
+                let worker = lane.trust.scale_suffix(self.suffix.last_draft());
+                let rates = lane.request_trust.scale(worker.iter().copied());
+                let mut p = cost.plan_for(rates, cost.draft_cost(DraftSourceId::Suffix), lane.draft.len());
+                lane.request_trust.planned(p.k);
                 if p.k > 0 && p.expected_tokens_per_sec > best.expected_tokens_per_sec {
                     p.source = Some(DraftSourceId::Suffix);
                     best = p;
+                    self.suffix_chosen = origin;
                 }
             }
             if trees {
-                let trust = self.suffix_trust.value() * self.suffix_request_trust.value();
-                let found = self.tree.plan(&mut self.suffix, cost, trust, history, limit);
+                let found = self.tree.plan(&mut self.suffix, cost, &self.suffix_lanes, history, limit);
                 if let Some((p, predicted)) =
                     found.filter(|(p, _)| p.expected_tokens_per_sec > best.expected_tokens_per_sec)
                 {
@@ -369,7 +379,7 @@ impl Speculator {
         match best.source {
             Some(DraftSourceId::Lookup) => self.draft.truncate(best.k),
             Some(DraftSourceId::Suffix) => {
-                std::mem::swap(&mut self.draft, &mut self.suffix_draft);
+                std::mem::swap(&mut self.draft, &mut self.suffix_lanes[self.suffix_chosen.index()].draft);
                 self.draft.truncate(best.k);
             }
             Some(DraftSourceId::DraftModel) => {
@@ -455,11 +465,17 @@ impl Speculator {
             self.lookup_shadow.shadow.start(self.draft.tokens(), self.lookup_trust.rates(), skip);
             self.lookup_shadow.bucket = self.lookup_bucket();
         }
-        self.suffix_shadow.stop();
         let tree = self.tree.predicted.is_some();
-        if !tree && self.suffix.last_draft().match_len >= SUFFIX_MIN_MATCH && !self.suffix_draft.is_empty() {
-            let skip = skip(DraftSourceId::Suffix);
-            self.suffix_shadow.start(self.suffix_draft.tokens(), self.suffix_request_trust.rates(), skip);
+        for origin in SuffixOrigin::ALL {
+            let lane = &mut self.suffix_lanes[origin.index()];
+            lane.shadow.stop();
+            // The chosen lane's draft moved into `draft`.
+            let chosen = chosen == Some(DraftSourceId::Suffix) && self.suffix_chosen == origin;
+            let tokens = if chosen { self.draft.tokens() } else { lane.draft.tokens() };
+            if !tree && lane.match_len >= SUFFIX_MIN_MATCH && !tokens.is_empty() {
+                let skip = if chosen { k } else { 0 };
+                lane.shadow.start(tokens, lane.request_trust.rates(), skip);
+            }
         }
     }
 
@@ -469,8 +485,11 @@ impl Speculator {
         if let Some(o) = self.lookup_shadow.shadow.advance(committed) {
             self.learn_lookup(self.lookup_shadow.bucket, o);
         }
-        if let Some(o) = self.suffix_shadow.advance(committed) {
-            self.learn_suffix(o);
+        for lane in &mut self.suffix_lanes {
+            if let Some(o) = lane.shadow.advance(committed) {
+                self.suffix_stats.observe_from(DraftSourceId::Suffix, o.from, o.drafted, o.accepted);
+                lane.learn(o.predicted, o.accepted);
+            }
         }
     }
 
@@ -481,21 +500,16 @@ impl Speculator {
         self.lookup_trust.learn(o.predicted, o.accepted);
     }
 
-    /// Both suffix trusts learn from the prediction they made together.
-    fn learn_suffix(&mut self, o: ShadowOutcome) {
-        self.suffix_stats.observe_from(DraftSourceId::Suffix, o.from, o.drafted, o.accepted);
-        self.suffix_trust.learn(o.predicted, o.accepted);
-        self.suffix_request_trust.learn(o.predicted, o.accepted);
-    }
-
     /// A new request: its own trust in lookup, nothing watched.
     fn begin_request(&mut self) {
         self.lookup.reset();
         self.suffix.reset();
         self.lookup_trust.reset();
-        self.suffix_request_trust.reset();
         self.lookup_shadow = LookupShadow::default();
-        self.suffix_shadow = Shadow::default();
+        for lane in &mut self.suffix_lanes {
+            lane.request_trust.reset();
+            lane.shadow = Shadow::default();
+        }
     }
 
     fn record(&mut self, source: Option<DraftSourceId>, drafted: usize, accepted: usize) {
@@ -511,20 +525,56 @@ impl Speculator {
                 // trusts what it predicted against what the target took.
                 if let Some(predicted) = self.tree.predicted.filter(|_| self.settings.policy == DraftPolicy::CostModel)
                 {
-                    self.suffix_trust.learn(predicted, accepted);
-                    self.suffix_request_trust.learn(predicted, accepted);
+                    self.suffix_lanes[self.suffix.tree_origin().index()].learn(predicted, accepted);
                 }
             }
             Some(DraftSourceId::Suffix) => {
                 self.suffix_stats.record(DraftSourceId::Suffix, drafted, accepted);
-                if let Some(predicted) = self.suffix_request_trust.planned_prediction(drafted) {
-                    self.suffix_trust.learn(predicted, accepted);
-                    self.suffix_request_trust.learn(predicted, accepted);
+                let lane = &mut self.suffix_lanes[self.suffix_chosen.index()];
+                if let Some(predicted) = lane.request_trust.planned_prediction(drafted) {
+                    lane.learn(predicted, accepted);
                 }
             }
             Some(DraftSourceId::Grammar) => self.grammar_stats.record(DraftSourceId::Grammar, drafted, accepted),
             _ => {}
         }
+    }
+}
+
+/// One suffix tree as a draft source: this step's draft and how far its
+/// count ratios are trusted, by the worker and by this request.
+#[derive(Debug)]
+struct SuffixLane {
+    draft: Draft,
+    match_len: usize,
+    /// Observed over predicted acceptance, which scales the drafts' own
+    /// count-ratio probabilities (over-confident where a context was seen
+    /// only once or twice).
+    trust: Trust,
+    /// This request's correction on top of `trust`.
+    request_trust: Trust,
+    shadow: Shadow,
+}
+
+impl SuffixLane {
+    fn new() -> Self {
+        Self {
+            draft: Draft::with_capacity(MAX_DRAFT),
+            match_len: 0,
+            trust: Trust::new(SUFFIX_TRUST_PRIOR),
+            request_trust: Trust::new(SUFFIX_REQUEST_TRUST_PRIOR),
+            shadow: Shadow::default(),
+        }
+    }
+
+    /// Both trusts learn from the prediction they made together.
+    fn learn(&mut self, predicted: f64, accepted: usize) {
+        self.trust.learn(predicted, accepted);
+        self.request_trust.learn(predicted, accepted);
+    }
+
+    fn trust(&self) -> f64 {
+        self.trust.value() * self.request_trust.value()
     }
 }
 
@@ -564,11 +614,12 @@ impl TreeDrafting {
         &mut self,
         suffix: &mut SuffixDrafter,
         cost: &CostModel,
-        trust: f64,
+        lanes: &[SuffixLane; 2],
         history: &[Token],
         limit: usize,
     ) -> Option<(Plan, f64)> {
         let (pending, limit) = self.propose(suffix, history, limit)?;
+        let trust = lanes[suffix.tree_origin().index()].trust();
         if self.tree.match_len < SUFFIX_MIN_MATCH {
             return None;
         }
@@ -645,6 +696,7 @@ pub fn generate(
         d.begin_request();
     }
     spec.begin_request();
+    spec.suffix.begin_output(prompt.len());
     if spec.settings.tree {
         // An earlier request that failed mid-way may have left rows there.
         ctx.kv_remove(TREE_GRAVEYARD_SEQ as i32, -1, -1)?;
@@ -708,8 +760,9 @@ pub fn generate(
     }
     let usage = clock.usage(prompt.len(), reused, &em);
     if matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
-        // Later requests draft from this one's output (the prompt stays private).
-        let _ = spec.suffix.finish_request(&em.tokens);
+        // Later requests draft from this one's output, up to the token that
+        // ended it (the prompt stays private).
+        let _ = spec.suffix.finish_request(&history[prompt.len()..]);
     }
     stats.constraint = picker.constraint.as_ref().map(|c| c.stats().into());
     let finish_reason = finish.unwrap_or(crate::FinishReason::Stop);
@@ -1055,13 +1108,6 @@ mod shadow_tests {
         s
     }
 
-    /// Seconds a verify of `k` drafts costs when `accepted` survive: chunks
-    /// of 3 rows, stopping after the chunk with the first rejection.
-    fn verify_secs(k: usize, accepted: usize) -> f64 {
-        let rows = (k + 1).min((accepted / 3 + 1) * 3);
-        (rows / 3) as f64 * CHUNK_COST[2] + (rows % 3).checked_sub(1).map_or(0.0, |r| CHUNK_COST[r])
-    }
-
     struct Outcome {
         /// Simulated decode time over plain decoding's.
         time_ratio: f64,
@@ -1075,50 +1121,12 @@ mod shadow_tests {
     }
 
     fn run_mode(s: &mut Speculator, mode: SpecMode, passage: &[Token], truth: &[Token]) -> Outcome {
-        s.begin_request();
-        let mut history: Vec<Token> = passage.to_vec();
-        history.extend([7, 8, 9]);
-        let (mut at, mut secs, mut drafting_steps) = (0, 0.0, 0);
-        while at + 1 < truth.len() {
-            let plan = s.plan(mode, DraftShape::PathOrTree, &history, 16);
-            let rest = &truth[at..];
-            let (drafted, accepted) = if s.tree.predicted.is_some() {
-                let (drafted, accepted, t) = simulate_tree(s, rest);
-                secs += t;
-                (drafted, accepted)
-            } else {
-                let draft = s.draft.tokens();
-                let accepted = draft.iter().zip(rest).take_while(|(a, b)| a == b).count().min(rest.len() - 1);
-                secs += verify_secs(draft.len(), accepted);
-                (draft.len(), accepted)
-            };
-            drafting_steps += usize::from(plan.k > 0);
-            s.record(plan.source, drafted, accepted);
-            let committed = &rest[..accepted + 1];
-            history.extend_from_slice(committed);
-            s.observe_committed(committed);
-            at += accepted + 1;
-        }
-        if mode == SpecMode::Suffix {
-            s.suffix.finish_request(&truth[..at]).unwrap();
-        }
-        Outcome { time_ratio: secs / (at as f64 * CHUNK_COST[0]), drafting_steps }
-    }
-
-    /// A tree verification against a target that writes `rest`: drafted
-    /// nodes, accepted tokens and the chunks' cost.
-    fn simulate_tree(s: &mut Speculator, rest: &[Token]) -> (usize, usize, f64) {
-        let mut secs = 0.0;
-        let chunk = s.chunk;
-        let verdict = loop {
-            let rows = s.tree.walk.next_chunk(chunk).len();
-            secs += s.cost().and_then(|c| c.verify_cost(rows)).unwrap();
-            let pick = |_, d: usize| Ok::<_, ()>(if d + 1 < rest.len() { rest[d] } else { -1 });
-            if let Some(v) = s.tree.walk.advance(pick).unwrap() {
-                break v;
-            }
-        };
-        (s.tree.walk.nodes(), verdict.accepted, secs)
+        let mut prompt = passage.to_vec();
+        prompt.extend([7, 8]);
+        // Prefill yields the 9; the steps decode `truth`.
+        let output: Vec<Token> = std::iter::once(9).chain(truth.iter().copied()).collect();
+        let o = s.replay(mode, &prompt, &output).unwrap();
+        Outcome { time_ratio: o.time_ratio(), drafting_steps: o.drafting_steps }
     }
 
     /// Where a chunk of rows costs what one does, a context the request
@@ -1142,9 +1150,10 @@ mod shadow_tests {
         history.extend(1..=8);
         let plan = s.plan(SpecMode::Suffix, DraftShape::PathOrTree, &history, 16);
         assert!(s.tree.predicted.is_some(), "a fork on a flat curve is verified as a tree: {plan:?}");
-        assert_eq!(s.suffix_draft.tokens().first(), Some(&10), "the best single path follows the likelier branch");
+        let path = &s.suffix_lanes[SuffixOrigin::Request.index()].draft;
+        assert_eq!(path.tokens().first(), Some(&10), "the best single path follows the likelier branch");
         let truth: Vec<Token> = (20..23).chain([50, 51]).collect();
-        let (drafted, accepted, _) = simulate_tree(&mut s, &truth);
+        let (drafted, accepted, _) = s.replay_tree(&truth).unwrap();
         assert!(drafted >= 6, "both branches are drafted ({drafted} nodes)");
         // The best path would have been rejected at its first token.
         assert!(accepted >= 2, "the target's branch is accepted ({accepted})");

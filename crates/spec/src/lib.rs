@@ -49,8 +49,8 @@ pub use drafter::{Draft, DraftSourceId, Drafter};
 pub use lookup::{LookupConfig, PromptLookup};
 pub use stats::{AcceptancePrior, AcceptanceStats, SourceCounters, StatsConfig};
 pub use suffix::{
-    DraftTree, GlobalSuffixTree, SharedGlobal, SuffixConfig, SuffixDraft, SuffixDrafter, SuffixError, SuffixParams,
-    SuffixTree,
+    DraftTree, GlobalSuffixTree, SharedGlobal, SuffixConfig, SuffixDraft, SuffixDrafter, SuffixError, SuffixOrigin,
+    SuffixParams, SuffixTree,
 };
 pub use tree::{TreeVerdict, TreeWalk, MAX_TREE_BRANCHES, TREE_GRAVEYARD_SEQ};
 pub use trust::{Shadow, ShadowOutcome, Trust};

@@ -24,9 +24,11 @@ pub struct Trust {
 
 /// Never plan on certainty: the target can always disagree.
 pub const RATE_CAP: f64 = 0.98;
-/// A suffix draft grown from a shorter context match is a guess from one or
-/// two tokens of context: not planned on.
-pub const SUFFIX_MIN_MATCH: usize = 3;
+/// Shortest context match a suffix draft is planned from. One token is
+/// enough: after a value the request just wrote, a format resumes from a
+/// short match, and the count ratios with the trusts (per tree, learnt from
+/// watched proposals) judge how far such a draft holds.
+pub const SUFFIX_MIN_MATCH: usize = 1;
 /// Bounds on the factor, so a run of luck or bad luck is undone quickly.
 const TRUST_RANGE: (f64, f64) = (0.05, 1.25);
 

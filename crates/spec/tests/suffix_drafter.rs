@@ -63,8 +63,8 @@ fn second_request_benefits_from_first() {
     first.observe(&context);
     first.finish_request(&output).unwrap();
     first.reset();
-    // Only the output is stored, not the prompt.
-    assert_eq!(global.read().unwrap().stored_tokens(), output.len());
+    // Only the output is stored (after the start marker), not the prompt.
+    assert_eq!(global.read().unwrap().stored_tokens(), output.len() + 1);
 
     let mut second = SuffixDrafter::new(SuffixConfig::default(), Some(global)).unwrap();
     let mut context: Vec<Token> = vec![9, 9, 8];

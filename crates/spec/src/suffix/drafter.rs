@@ -5,12 +5,31 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::global::GlobalSuffixTree;
 use super::tree::{SeqId, SuffixTree, MAX_TREE_DEPTH};
-use super::{DraftTree, SuffixDraft, SuffixError, SuffixParams, TreeScratch, DEFAULT_MAX_DEPTH};
+use super::{DraftTree, SuffixDraft, SuffixError, SuffixParams, TreeScratch, DEFAULT_MAX_DEPTH, OUTPUT_START};
 use crate::drafter::{Draft, DraftSourceId, Drafter};
 use crate::{SpecError, Token, MAX_DRAFT};
 
 /// The global tree as shared by all requests of a server.
 pub type SharedGlobal = Arc<RwLock<GlobalSuffixTree>>;
+
+/// Which tree a suffix draft comes from. The two fail differently (chance
+/// matches in a long prompt; another request's values in the global tree),
+/// so callers learn how far to trust each on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuffixOrigin {
+    /// The tree over this request's prompt and output.
+    Request,
+    /// The tree over earlier outputs.
+    Global,
+}
+
+impl SuffixOrigin {
+    pub const ALL: [SuffixOrigin; 2] = [SuffixOrigin::Request, SuffixOrigin::Global];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// The per-request tree holds one sequence.
 const REQUEST_SEQ: SeqId = 0;
@@ -64,6 +83,12 @@ pub struct SuffixDrafter {
     scratch: SuffixDraft,
     tree_scratch: TreeScratch,
     tree_other: DraftTree,
+    /// The tree the last tree-shaped draft came from.
+    tree_origin: SuffixOrigin,
+    /// Where this request's output starts in the contexts it is given.
+    output_from: Option<usize>,
+    /// The context the global tree is queried with (reused).
+    query: Vec<Token>,
 }
 
 impl SuffixDrafter {
@@ -77,6 +102,9 @@ impl SuffixDrafter {
             scratch: SuffixDraft::default(),
             tree_scratch: TreeScratch::default(),
             tree_other: DraftTree::default(),
+            tree_origin: SuffixOrigin::Request,
+            output_from: None,
+            query: Vec::with_capacity(cfg.max_depth + 1),
         })
     }
 
@@ -115,6 +143,32 @@ impl SuffixDrafter {
         let _ = self.request.extend(REQUEST_SEQ, &context[start..]);
     }
 
+    /// The contexts of this request are a prompt of `prompt_len` tokens
+    /// and the output after it: the global tree, which holds outputs only,
+    /// is matched against the output, anchored at its start.
+    pub fn begin_output(&mut self, prompt_len: usize) {
+        self.output_from = Some(prompt_len);
+    }
+
+    /// The context to match in the global tree: the output so far after
+    /// [`OUTPUT_START`] while it is shorter than the depth cap (the prompt
+    /// before it is not in that tree), else `context` itself.
+    fn global_context<'a>(
+        query: &'a mut Vec<Token>,
+        output_from: Option<usize>,
+        context: &'a [Token],
+        depth: usize,
+    ) -> &'a [Token] {
+        let Some(output) = output_from.and_then(|from| context.get(from..)) else { return context };
+        if output.len() >= depth {
+            return context;
+        }
+        query.clear();
+        query.push(OUTPUT_START);
+        query.extend_from_slice(output);
+        query
+    }
+
     /// Tree-shaped draft of at most `max_len` nodes from the better tree.
     pub fn propose_tree(&mut self, context: &[Token], max_len: usize) -> DraftTree {
         let mut tree = DraftTree::default();
@@ -129,18 +183,57 @@ impl SuffixDrafter {
         self.request.speculate_tree_into(context, &params, &mut self.tree_scratch, out);
         if let Some(g) = self.global.as_ref() {
             let g = g.read().unwrap_or_else(PoisonError::into_inner);
+            let context = Self::global_context(&mut self.query, self.output_from, context, g.max_depth());
             g.tree().speculate_tree_into(context, &params, &mut self.tree_scratch, &mut self.tree_other);
+            self.tree_origin = SuffixOrigin::Request;
             if self.tree_other.score > out.score {
                 std::mem::swap(out, &mut self.tree_other);
+                self.tree_origin = SuffixOrigin::Global;
             }
         }
     }
 
-    /// Adds a finished request's output (not its prompt) to the global tree.
-    pub fn finish_request(&mut self, output: &[Token]) -> Result<(), SpecError> {
+    /// The tree the last [`Self::propose_tree_into`] drafted from.
+    pub fn tree_origin(&self) -> SuffixOrigin {
+        self.tree_origin
+    }
+
+    /// A single-path draft of at most `max_len` tokens from one tree only
+    /// (empty without a global tree); [`Self::last_draft`] then describes it.
+    pub fn propose_from(&mut self, origin: SuffixOrigin, context: &[Token], max_len: usize, out: &mut Draft) {
+        out.clear();
+        self.sync(context);
+        let params = self.params(max_len);
+        match origin {
+            SuffixOrigin::Request => self.request.speculate_into(context, &params, &mut self.last),
+            SuffixOrigin::Global => self.speculate_global(context, &params),
+        }
+        for &t in &self.last.tokens {
+            // A cleared draft is deterministic, so push cannot fail.
+            let _ = out.push(t);
+        }
+    }
+
+    /// The global tree's single-path draft into `last` (cleared without one).
+    fn speculate_global(&mut self, context: &[Token], params: &SuffixParams) {
+        self.last.clear();
         if let Some(g) = &self.global {
+            let g = g.read().unwrap_or_else(PoisonError::into_inner);
+            let context = Self::global_context(&mut self.query, self.output_from, context, g.max_depth());
+            g.tree().speculate_into(context, params, &mut self.last);
+        }
+    }
+
+    /// Adds a finished request's output (not its prompt), with the token
+    /// that ended it, to the global tree, after [`OUTPUT_START`]: later
+    /// outputs are drafted from their first token on, and to their end.
+    pub fn finish_request(&mut self, output: &[Token]) -> Result<(), SpecError> {
+        if let Some(g) = self.global.as_ref().filter(|_| !output.is_empty()) {
+            self.query.clear();
+            self.query.push(OUTPUT_START);
+            self.query.extend_from_slice(output);
             let mut g = g.write().unwrap_or_else(PoisonError::into_inner);
-            g.add(output)?;
+            g.add(&self.query)?;
         }
         Ok(())
     }
@@ -155,13 +248,10 @@ impl Drafter for SuffixDrafter {
         out.clear();
         self.sync(context);
         let params = self.params(max_len);
-        self.request.speculate_into(context, &params, &mut self.last);
-        if let Some(g) = &self.global {
-            let g = g.read().unwrap_or_else(PoisonError::into_inner);
-            g.tree().speculate_into(context, &params, &mut self.scratch);
-            if self.scratch.score > self.last.score {
-                std::mem::swap(&mut self.last, &mut self.scratch);
-            }
+        self.request.speculate_into(context, &params, &mut self.scratch);
+        self.speculate_global(context, &params);
+        if self.scratch.score >= self.last.score {
+            std::mem::swap(&mut self.last, &mut self.scratch);
         }
         for &t in &self.last.tokens {
             // A cleared draft is deterministic, so push cannot fail.
@@ -176,6 +266,7 @@ impl Drafter for SuffixDrafter {
     fn reset(&mut self) {
         self.request.clear();
         self.last.clear();
+        self.output_from = None;
     }
 }
 

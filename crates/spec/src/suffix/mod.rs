@@ -17,7 +17,7 @@ mod tree;
 
 use std::path::PathBuf;
 
-pub use drafter::{SharedGlobal, SuffixConfig, SuffixDrafter};
+pub use drafter::{SharedGlobal, SuffixConfig, SuffixDrafter, SuffixOrigin};
 pub use global::{GlobalSuffixTree, DEFAULT_GLOBAL_BUDGET};
 pub use persist::SUFFIX_STORE_VERSION;
 pub use speculate::TreeScratch;
@@ -30,6 +30,9 @@ use crate::{Token, MAX_DRAFT};
 /// leaves `depth - m` to draft into; 24 leaves room for 16-token drafts
 /// after 8-token matches.
 pub const DEFAULT_MAX_DEPTH: usize = 24;
+
+/// Marks where an output starts in the global tree: no token has this id.
+pub const OUTPUT_START: Token = -1;
 
 /// Failures of suffix trees and their store.
 #[derive(Debug, thiserror::Error)]

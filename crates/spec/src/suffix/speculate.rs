@@ -42,13 +42,12 @@ impl SuffixTree {
     /// As [`Self::speculate`], reusing `out`'s buffers.
     pub fn speculate_into(&self, context: &[Token], params: &SuffixParams, out: &mut SuffixDraft) {
         out.clear();
-        let pick =
-            self.choose(context, params, |node, budget| self.walk(node, budget, params.min_token_prob, |_, _| {}));
+        let pick = self.choose(context, params, |node, budget| self.walk(node, budget, params, |_, _| {}));
         let Some(c) = pick else {
             return;
         };
         out.match_len = c.m;
-        let score = self.walk(c.node, c.budget, params.min_token_prob, |t, p| {
+        let score = self.walk(c.node, c.budget, params, |t, p| {
             out.tokens.push(t);
             out.probs.push(p as f32);
         });
@@ -72,11 +71,10 @@ impl SuffixTree {
         out: &mut DraftTree,
     ) {
         let TreeScratch { heap, trial } = scratch;
-        let pick =
-            self.choose(context, params, |node, budget| self.expand(node, budget, params.min_token_prob, heap, trial));
+        let pick = self.choose(context, params, |node, budget| self.expand(node, budget, params, heap, trial));
         out.clear();
         if let Some(c) = pick {
-            self.expand(c.node, c.budget, params.min_token_prob, heap, out);
+            self.expand(c.node, c.budget, params, heap, out);
             out.match_len = c.m;
         }
     }
@@ -109,7 +107,8 @@ impl SuffixTree {
 
     /// Follows most frequent children from `node`, calling `f(token, p)` for
     /// each kept token; returns the sum of the kept probabilities.
-    fn walk(&self, mut node: Hit, budget: usize, min_prob: f32, mut f: impl FnMut(Token, f64)) -> f64 {
+    fn walk(&self, mut node: Hit, budget: usize, params: &SuffixParams, mut f: impl FnMut(Token, f64)) -> f64 {
+        let min_prob = params.min_token_prob;
         let (mut prob, mut score) = (1.0f64, 0.0f64);
         for _ in 0..budget {
             let Some((t, child)) = self.best_child(node.0) else {
@@ -128,7 +127,15 @@ impl SuffixTree {
 
     /// Best-first expansion below `node` into `out` (cleared first);
     /// returns the score.
-    fn expand(&self, node: Hit, budget: usize, min_prob: f32, heap: &mut BinaryHeap<Cand>, out: &mut DraftTree) -> f64 {
+    fn expand(
+        &self,
+        node: Hit,
+        budget: usize,
+        params: &SuffixParams,
+        heap: &mut BinaryHeap<Cand>,
+        out: &mut DraftTree,
+    ) -> f64 {
+        let min_prob = params.min_token_prob;
         out.clear();
         heap.clear();
         let mut seq = 0u64;

@@ -1,0 +1,122 @@
+//! Replaying speculation against a known greedy output, without the model.
+//!
+//! At temperature 0 the target's tokens do not depend on the drafts, so a
+//! recorded answer says what every verify step would have accepted: a
+//! draft's accepted prefix is its common prefix with the rest of the
+//! answer. The step's time is the calibrated cost of the rows the verifier
+//! decodes (chunk by chunk, stopping after the chunk with the first
+//! rejection). Drafting policies can then be compared on a workload in
+//! milliseconds, on the costs of the machine that calibrated the curve
+//! (`examples/replay.rs`).
+
+use augur_sampling::Token;
+
+use super::{DraftShape, Speculator};
+use crate::request::SpecMode;
+
+/// What one replayed request cost, against plain decoding of it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplayOutcome {
+    /// Output tokens decoded after the first (which prefill yields).
+    pub decoded: usize,
+    /// Verify steps.
+    pub steps: usize,
+    /// Steps that verified a draft.
+    pub drafting_steps: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+    /// Modelled decode seconds.
+    pub secs: f64,
+    /// The same for plain decoding: one single-row step per token.
+    pub plain_secs: f64,
+}
+
+impl ReplayOutcome {
+    /// Modelled decode time over plain decoding's (below 1 is a gain).
+    pub fn time_ratio(&self) -> f64 {
+        if self.plain_secs > 0.0 {
+            self.secs / self.plain_secs
+        } else {
+            1.0
+        }
+    }
+
+    /// Sum of several requests.
+    pub fn add(&mut self, o: &ReplayOutcome) {
+        self.decoded += o.decoded;
+        self.steps += o.steps;
+        self.drafting_steps += o.drafting_steps;
+        self.drafted += o.drafted;
+        self.accepted += o.accepted;
+        self.secs += o.secs;
+        self.plain_secs += o.plain_secs;
+    }
+}
+
+impl Speculator {
+    /// One request through the speculative loop's planning and learning,
+    /// with `output` (the greedy answer, ending with its end-of-generation
+    /// token) standing in for the target. Needs a cost model; the global
+    /// suffix tree learns the answer afterwards, as after a real request.
+    pub fn replay(&mut self, mode: SpecMode, prompt: &[Token], output: &[Token]) -> Option<ReplayOutcome> {
+        let cost = self.cost.clone()?;
+        let plain = cost.verify_cost(1)?;
+        let (&first, rest) = output.split_first()?;
+        self.begin_request();
+        self.suffix.begin_output(prompt.len());
+        self.tree.room = usize::MAX / 2;
+        let mut history: Vec<Token> = Vec::with_capacity(prompt.len() + output.len() + super::MAX_DRAFT);
+        history.extend_from_slice(prompt);
+        history.push(first);
+        let mut out =
+            ReplayOutcome { decoded: rest.len(), plain_secs: rest.len() as f64 * plain, ..Default::default() };
+        let mut at = 0;
+        while at < rest.len() {
+            let truth = &rest[at..];
+            // Drafts do not know where the answer ends; what they draft past
+            // it is rejected.
+            let plan = self.plan(mode, DraftShape::PathOrTree, &history, self.settings.spec_max);
+            let (drafted, accepted) = if self.tree.predicted.is_some() {
+                let (drafted, accepted, secs) = self.replay_tree(truth)?;
+                out.secs += secs;
+                (drafted, accepted)
+            } else {
+                let draft = self.draft.tokens();
+                let accepted = draft.iter().zip(truth).take_while(|(a, b)| a == b).count().min(truth.len() - 1);
+                let rows = (draft.len() + 1).min((accepted / self.chunk + 1) * self.chunk);
+                out.secs += cost.verify_cost(rows)?;
+                (draft.len(), accepted)
+            };
+            out.steps += 1;
+            out.drafting_steps += usize::from(plan.k > 0);
+            out.drafted += drafted;
+            out.accepted += accepted;
+            self.record(plan.source, drafted, accepted);
+            let committed = &truth[..accepted + 1];
+            history.extend_from_slice(committed);
+            self.observe_committed(committed);
+            at += accepted + 1;
+        }
+        if matches!(mode, SpecMode::Suffix | SpecMode::Auto) {
+            let _ = self.suffix.finish_request(output);
+        }
+        Some(out)
+    }
+
+    /// A tree verification against a target that writes `truth`: drafted
+    /// nodes, accepted tokens and the decoded chunks' cost.
+    pub(super) fn replay_tree(&mut self, truth: &[Token]) -> Option<(usize, usize, f64)> {
+        let mut secs = 0.0;
+        let chunk = self.chunk;
+        let verdict = loop {
+            let rows = self.tree.walk.next_chunk(chunk).len();
+            secs += self.cost.as_ref()?.verify_cost(rows)?;
+            // Past the answer's end the target "writes" a token no draft has.
+            let pick = |_, d: usize| Ok::<_, ()>(if d + 1 < truth.len() { truth[d] } else { -1 });
+            if let Some(v) = self.tree.walk.advance(pick).ok()? {
+                break v;
+            }
+        };
+        Some((self.tree.walk.nodes(), verdict.accepted, secs))
+    }
+}
