@@ -192,6 +192,14 @@ const SUFFIX_REQUEST_TRUST_PRIOR: f64 = 0.7;
 /// (a value just written, then the format again).
 const SUFFIX_SPEC_FACTOR: f32 = 4.0;
 
+/// Suffix drafts stop below this estimated probability (the paper's
+/// default is 0.1). Besides cutting drafts, it decides which match length
+/// wins: a short match's long tail of unlikely tokens no longer outscores
+/// a longer, more specific match. On the agentic sequence of
+/// docs/BENCHMARKS.md, replayed with `examples/replay.rs`, 0.3 drafts
+/// better than 0.1 with paths and with trees.
+const SUFFIX_MIN_TOKEN_PROB: f32 = 0.3;
+
 /// A lookup proposal being watched, and the bucket it came from.
 #[derive(Clone, Debug, Default)]
 struct LookupShadow {
@@ -233,6 +241,7 @@ impl Speculator {
         let lookup = PromptLookup::new(settings.lookup).map_err(spec)?;
         let mut suffix_cfg = SuffixConfig::default();
         suffix_cfg.params.max_spec_factor = SUFFIX_SPEC_FACTOR;
+        suffix_cfg.params.min_token_prob = SUFFIX_MIN_TOKEN_PROB;
         let suffix = SuffixDrafter::new(suffix_cfg, global).map_err(spec)?;
         let stats = AcceptanceStats::new(StatsConfig::default()).map_err(spec)?;
         let grammar_stats =
@@ -1141,7 +1150,7 @@ mod shadow_tests {
         s.tree.room = 1000;
         let filler = |from: Token| (from..from + 8).collect::<Vec<Token>>();
         let mut history = Vec::new();
-        for (at, branch) in [(100, 10), (200, 10), (300, 20)] {
+        for (at, branch) in [(100, 10), (200, 10), (250, 10), (300, 20), (350, 20)] {
             history.extend(filler(at));
             history.extend(1..=8);
             history.extend(branch..branch + 3);
