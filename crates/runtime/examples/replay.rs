@@ -10,6 +10,10 @@
 //! requests were answered. CURVE.json: a stored calibration
 //! (`$AUGUR_HOME/calibration/`). MODES: comma-separated, from off, lookup,
 //! suffix, auto, each optionally with `+tree` (default all of them).
+//! Environment: CHARGE_CURVE=PATH charges the steps at another stored curve
+//! (one measured at the workload's context length) while the plans use
+//! CURVE; REPLAY_ALWAYS=1 drafts whatever the sources offer (the
+//! `DraftPolicy::Always` of tests), for how much the proposals hold.
 
 use std::sync::{Arc, RwLock};
 
@@ -33,7 +37,7 @@ fn mode(name: &str) -> Result<SpecMode, String> {
     })
 }
 
-fn run(requests: &[Request], curve: &CostCurve, name: &str) -> Result<Vec<ReplayOutcome>, String> {
+fn run(requests: &[Request], curve: &CostCurve, charge: &CostCurve, name: &str) -> Result<Vec<ReplayOutcome>, String> {
     let tree = name.ends_with("+tree");
     let mode = mode(name.trim_end_matches("+tree"))?;
     let policy = if std::env::var_os("REPLAY_ALWAYS").is_some() {
@@ -48,9 +52,12 @@ fn run(requests: &[Request], curve: &CostCurve, name: &str) -> Result<Vec<Replay
     )));
     let mut s = Speculator::new(settings, None, Some(global)).map_err(|e| e.to_string())?;
     s.set_cost(CostModel::from_curve(curve).map_err(|e| e.to_string())?, curve.invariant_batch);
+    let charge = CostModel::from_curve(charge).map_err(|e| e.to_string())?;
     requests
         .iter()
-        .map(|r| s.replay(mode, &r.prompt, &r.output).ok_or_else(|| "empty output or no cost".to_string()))
+        .map(|r| {
+            s.replay_charged(mode, &r.prompt, &r.output, &charge).ok_or_else(|| "empty output or no cost".to_string())
+        })
         .collect()
 }
 
@@ -73,11 +80,16 @@ fn main() -> Result<(), String> {
         .collect::<Result<Vec<Request>, _>>()
         .map_err(|e| format!("{tokens}: {e}"))?;
     let curve = CostCurve::load(curve.as_ref()).map_err(|e| format!("{curve}: {e}"))?;
+    // Steps are charged at this curve (default: the one the plans use).
+    let charge = match std::env::var("CHARGE_CURVE") {
+        Ok(path) => CostCurve::load(path.as_ref()).map_err(|e| format!("{path}: {e}"))?,
+        Err(_) => curve.clone(),
+    };
     let modes = rest.first().map_or("off,lookup,suffix,auto,off+tree,auto+tree", String::as_str);
     println!("| mode | requests | speedup | steps | drafting steps | drafted | accepted |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for name in modes.split(',') {
-        let outcomes = run(&requests, &curve, name)?;
+        let outcomes = run(&requests, &curve, &charge, name)?;
         let n = outcomes.len();
         for (phase, part) in [
             ("all", &outcomes[..]),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use augur_engine::{Batch, Context};
 use augur_grammar::{Constraint, ConstraintStats};
 use augur_sampling::{Sampler, Token};
-use augur_spec::trust::SUFFIX_MIN_MATCH;
+use augur_spec::trust::{suffix_weight, SUFFIX_MIN_MATCH};
 use augur_spec::{
     AcceptancePrior, AcceptanceStats, CostModel, Draft, DraftSourceId, DraftTree, Drafter, LookupConfig, Plan,
     PromptLookup, Shadow, ShadowOutcome, SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, SuffixOrigin,
@@ -348,8 +348,10 @@ impl Speculator {
                 if lane.draft.is_empty() {
                     continue;
                 }
-                let worker = lane.trust.scale_suffix(self.suffix.last_draft());
-                let rates = lane.request_trust.scale(worker.iter().copied());
+                let draft = self.suffix.last_draft();
+                let worker = lane.trust.scale_suffix(draft);
+                let weights = (0..).map(|i| suffix_weight(i, draft.support.get(i).copied().unwrap_or(1)));
+                let rates = lane.request_trust.scale_weighted(worker.iter().copied().zip(weights));
                 let mut p = cost.plan_for(rates, cost.draft_cost(DraftSourceId::Suffix), lane.draft.len());
                 lane.request_trust.planned(p.k);
                 if p.k > 0 && p.expected_tokens_per_sec > best.expected_tokens_per_sec {
@@ -1162,7 +1164,8 @@ mod shadow_tests {
         let path = &s.suffix_lanes[SuffixOrigin::Request.index()].draft;
         assert_eq!(path.tokens().first(), Some(&10), "the best single path follows the likelier branch");
         let truth: Vec<Token> = (20..23).chain([50, 51]).collect();
-        let (drafted, accepted, _) = s.replay_tree(&truth).unwrap();
+        let cost = s.cost().unwrap().clone();
+        let (drafted, accepted, _) = s.replay_tree(&truth, &cost).unwrap();
         assert!(drafted >= 6, "both branches are drafted ({drafted} nodes)");
         // The best path would have been rejected at its first token.
         assert!(accepted >= 2, "the target's branch is accepted ({accepted})");

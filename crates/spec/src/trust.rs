@@ -29,6 +29,22 @@ pub const RATE_CAP: f64 = 0.98;
 /// short match, and the count ratios with the trusts (per tree, learnt from
 /// watched proposals) judge how far such a draft holds.
 pub const SUFFIX_MIN_MATCH: usize = 1;
+/// How much of a trust applies to a suffix draft's position `i` whose
+/// context occurred `support` times. The first position takes all of it:
+/// whether the pattern applies here at all is what the trust learns. Later
+/// positions follow a pattern the request has just taken up; their count
+/// ratios are as good as the observations behind them, so a ratio of 1 from
+/// a context seen many times (a repeated format) needs little correction,
+/// and one from a single occurrence (a phrase that recurs by chance) the
+/// full one at every step.
+pub fn suffix_weight(i: usize, support: u32) -> f64 {
+    if i == 0 {
+        1.0
+    } else {
+        1.0 / f64::from(support.max(1))
+    }
+}
+
 /// Bounds on the factor, so a run of luck or bad luck is undone quickly.
 const TRUST_RANGE: (f64, f64) = (0.05, 1.25);
 
@@ -58,11 +74,19 @@ impl Trust {
 
     /// Scale conditional acceptance rates (index 0 = draft position 1).
     pub fn scale(&mut self, cond: impl IntoIterator<Item = f64>) -> &[f64] {
+        self.scale_weighted(cond.into_iter().map(|c| (c, 1.0)))
+    }
+
+    /// Scale conditional rates, each by the trust raised to its weight in
+    /// [0, 1]: a weight below one says that position's estimate needs less
+    /// correction.
+    pub fn scale_weighted(&mut self, cond: impl IntoIterator<Item = (f64, f64)>) -> &[f64] {
         let mut reach = 1.0f64;
         let mut n = 0;
-        for (i, c) in cond.into_iter().take(MAX_DRAFT).enumerate() {
+        for (i, (c, w)) in cond.into_iter().take(MAX_DRAFT).enumerate() {
             let c = if c.is_finite() { c.clamp(0.0, 1.0) } else { 0.0 };
-            self.rates[i] = (c * self.trust).min(RATE_CAP);
+            let w = if w.is_finite() { w.clamp(0.0, 1.0) } else { 1.0 };
+            self.rates[i] = (c * self.trust.powf(w)).min(RATE_CAP);
             reach *= self.rates[i];
             self.predicted[i + 1] = self.predicted[i] + reach;
             n = i + 1;
@@ -72,17 +96,18 @@ impl Trust {
     }
 
     /// Scaled rates for a suffix draft: its cumulative count-ratio
-    /// probabilities turned into conditional ones.
+    /// probabilities turned into conditional ones, each position after the
+    /// first weighted by [`suffix_weight`].
     pub fn scale_suffix(&mut self, draft: &SuffixDraft) -> &[f64] {
         let n = if draft.match_len < SUFFIX_MIN_MATCH { 0 } else { draft.probs.len() };
         let mut prev = 1.0f64;
-        let cond = draft.probs[..n].iter().map(move |&p| {
+        let cond = draft.probs[..n].iter().enumerate().map(move |(i, &p)| {
             let p = f64::from(p);
             let c = if prev > 0.0 { p / prev } else { 0.0 };
             prev = p;
-            c
+            (c, suffix_weight(i, draft.support.get(i).copied().unwrap_or(1)))
         });
-        self.scale(cond)
+        self.scale_weighted(cond)
     }
 
     /// The rates of the last scaling.
@@ -223,6 +248,7 @@ mod tests {
         SuffixDraft {
             tokens: (0..probs.len() as Token).collect(),
             probs: probs.to_vec(),
+            support: vec![1; probs.len()],
             match_len,
             score: probs.iter().sum(),
         }
@@ -242,6 +268,23 @@ mod tests {
         assert_eq!(sure.scale([0.9, f64::NAN]), [RATE_CAP, 0.0]);
         // Too short a match is not planned on.
         assert!(t.scale_suffix(&draft(&[1.0, 1.0], SUFFIX_MIN_MATCH - 1)).is_empty());
+    }
+
+    /// Past the first position, a ratio backed by many occurrences is
+    /// scaled by little of the trust; one from a single occurrence by all
+    /// of it, at every position.
+    #[test]
+    fn well_supported_positions_need_less_correction() {
+        let mut t = Trust::new(0.5);
+        let mut d = draft(&[1.0, 1.0, 1.0], 8);
+        assert_eq!(t.scale_suffix(&d), [0.5, 0.5, 0.5]);
+        d.support = vec![10, 10, 20];
+        let r = t.scale_suffix(&d).to_vec();
+        assert_eq!(r[0], 0.5, "whether the pattern applies takes the whole trust");
+        assert!((r[1] - 0.5f64.powf(0.1)).abs() < 1e-12 && (r[2] - 0.5f64.powf(0.05)).abs() < 1e-12, "{r:?}");
+        assert!(t.predicted(3) > 1.3);
+        assert_eq!(suffix_weight(0, 1000), 1.0);
+        assert_eq!(suffix_weight(3, 0), 1.0);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use std::sync::{Arc, RwLock};
 
-use augur_spec::{Draft, DraftSourceId, Drafter, GlobalSuffixTree, SharedGlobal, SuffixConfig, SuffixDrafter, Token};
+use augur_spec::suffix::OUTPUT_START;
+use augur_spec::{
+    Draft, DraftSourceId, Drafter, GlobalSuffixTree, SharedGlobal, SuffixConfig, SuffixDrafter, SuffixOrigin, Token,
+};
 
 /// `{"name": "get_weather", "arguments": {"city": "<city>", "unit": "c"}}`
 /// as token ids: fixed structure with one varying slot.
@@ -79,6 +82,38 @@ fn second_request_benefits_from_first() {
     // Without the global tree there is nothing to go on.
     let mut alone = SuffixDrafter::new(SuffixConfig::default(), None).unwrap();
     alone.propose(&context, 64, &mut draft);
+    assert!(draft.is_empty());
+}
+
+/// A later output is drafted from its first token: the global tree holds
+/// outputs after a start marker, and a request's context is matched there
+/// from where its output starts, not across its prompt.
+#[test]
+fn outputs_are_drafted_from_their_start() {
+    let global = shared();
+    let output: Vec<Token> = vec![700, 701, 702, 703, 704, 705, 2];
+    let mut first = SuffixDrafter::new(SuffixConfig::default(), Some(Arc::clone(&global))).unwrap();
+    first.begin_output(3);
+    first.finish_request(&output).unwrap();
+    let stored: Vec<Vec<Token>> = global.read().unwrap().sequences().map(<[Token]>::to_vec).collect();
+    assert_eq!(stored, vec![[&[OUTPUT_START][..], &output].concat()]);
+
+    let mut second = SuffixDrafter::new(SuffixConfig::default(), Some(global)).unwrap();
+    let prompt: Vec<Token> = vec![40, 41, 42, 43];
+    second.begin_output(prompt.len());
+    let mut draft = Draft::default();
+    // Right after the first output token: matched as [start, 700].
+    let context = [&prompt[..], &output[..1]].concat();
+    second.propose_from(SuffixOrigin::Global, &context, 64, &mut draft);
+    assert_eq!(second.last_draft().match_len, 2);
+    assert_eq!(draft.tokens(), &output[1..3]);
+    // Further on the draft runs to the end token.
+    let context = [&prompt[..], &output[..4]].concat();
+    second.propose_from(SuffixOrigin::Global, &context, 64, &mut draft);
+    assert_eq!(draft.tokens(), &output[4..]);
+    assert!(second.last_draft().support.iter().all(|&n| n == 1));
+    // The request's own tree knows nothing of that output.
+    second.propose_from(SuffixOrigin::Request, &context, 64, &mut draft);
     assert!(draft.is_empty());
 }
 

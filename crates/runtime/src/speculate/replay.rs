@@ -10,6 +10,7 @@
 //! (`examples/replay.rs`).
 
 use augur_sampling::Token;
+use augur_spec::CostModel;
 
 use super::{DraftShape, Speculator};
 use crate::request::SpecMode;
@@ -60,6 +61,19 @@ impl Speculator {
     /// suffix tree learns the answer afterwards, as after a real request.
     pub fn replay(&mut self, mode: SpecMode, prompt: &[Token], output: &[Token]) -> Option<ReplayOutcome> {
         let cost = self.cost.clone()?;
+        self.replay_charged(mode, prompt, output, &cost)
+    }
+
+    /// As [`Self::replay`], charging each step at `cost` (say, the curve
+    /// measured at the workload's context length) while the plans follow
+    /// the installed cost model.
+    pub fn replay_charged(
+        &mut self,
+        mode: SpecMode,
+        prompt: &[Token],
+        output: &[Token],
+        cost: &CostModel,
+    ) -> Option<ReplayOutcome> {
         let plain = cost.verify_cost(1)?;
         let (&first, rest) = output.split_first()?;
         self.begin_request();
@@ -77,7 +91,7 @@ impl Speculator {
             // it is rejected.
             let plan = self.plan(mode, DraftShape::PathOrTree, &history, self.settings.spec_max);
             let (drafted, accepted) = if self.tree.predicted.is_some() {
-                let (drafted, accepted, secs) = self.replay_tree(truth)?;
+                let (drafted, accepted, secs) = self.replay_tree(truth, cost)?;
                 out.secs += secs;
                 (drafted, accepted)
             } else {
@@ -105,12 +119,12 @@ impl Speculator {
 
     /// A tree verification against a target that writes `truth`: drafted
     /// nodes, accepted tokens and the decoded chunks' cost.
-    pub(super) fn replay_tree(&mut self, truth: &[Token]) -> Option<(usize, usize, f64)> {
+    pub(super) fn replay_tree(&mut self, truth: &[Token], cost: &CostModel) -> Option<(usize, usize, f64)> {
         let mut secs = 0.0;
         let chunk = self.chunk;
         let verdict = loop {
             let rows = self.tree.walk.next_chunk(chunk).len();
-            secs += self.cost.as_ref()?.verify_cost(rows)?;
+            secs += cost.verify_cost(rows)?;
             // Past the answer's end the target "writes" a token no draft has.
             let pick = |_, d: usize| Ok::<_, ()>(if d + 1 < truth.len() { truth[d] } else { -1 });
             if let Some(v) = self.tree.walk.advance(pick).ok()? {

@@ -97,6 +97,9 @@ pub struct SuffixDraft {
     /// Estimated probability that each token is reached and right,
     /// i.e. cumulative along the path.
     pub probs: Vec<f32>,
+    /// How many times each token's context occurred in the tree: the
+    /// number of observations behind its count ratio.
+    pub support: Vec<u32>,
     /// Length of the context tail the draft was grown from (0: none).
     pub match_len: usize,
     /// Expected accepted tokens: the sum of `probs`.
@@ -107,6 +110,7 @@ impl SuffixDraft {
     pub fn clear(&mut self) {
         self.tokens.clear();
         self.probs.clear();
+        self.support.clear();
         self.match_len = 0;
         self.score = 0.0;
     }

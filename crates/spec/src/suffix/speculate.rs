@@ -42,14 +42,15 @@ impl SuffixTree {
     /// As [`Self::speculate`], reusing `out`'s buffers.
     pub fn speculate_into(&self, context: &[Token], params: &SuffixParams, out: &mut SuffixDraft) {
         out.clear();
-        let pick = self.choose(context, params, |node, budget| self.walk(node, budget, params, |_, _| {}));
+        let pick = self.choose(context, params, |node, budget| self.walk(node, budget, params, |_, _, _| {}));
         let Some(c) = pick else {
             return;
         };
         out.match_len = c.m;
-        let score = self.walk(c.node, c.budget, params, |t, p| {
+        let score = self.walk(c.node, c.budget, params, |t, p, support| {
             out.tokens.push(t);
             out.probs.push(p as f32);
+            out.support.push(support);
         });
         out.score = score as f32;
     }
@@ -105,9 +106,10 @@ impl SuffixTree {
         best
     }
 
-    /// Follows most frequent children from `node`, calling `f(token, p)` for
-    /// each kept token; returns the sum of the kept probabilities.
-    fn walk(&self, mut node: Hit, budget: usize, params: &SuffixParams, mut f: impl FnMut(Token, f64)) -> f64 {
+    /// Follows most frequent children from `node`, calling `f(token, p,
+    /// support)` for each kept token (`support`: how often its context
+    /// occurred); returns the sum of the kept probabilities.
+    fn walk(&self, mut node: Hit, budget: usize, params: &SuffixParams, mut f: impl FnMut(Token, f64, u32)) -> f64 {
         let min_prob = params.min_token_prob;
         let (mut prob, mut score) = (1.0f64, 0.0f64);
         for _ in 0..budget {
@@ -119,7 +121,7 @@ impl SuffixTree {
                 break;
             }
             (prob, score) = (p, score + p);
-            f(t, p);
+            f(t, p, node.1);
             node = child;
         }
         score
