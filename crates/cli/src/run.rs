@@ -9,7 +9,7 @@ use augur_gguf::MetaOverride;
 use augur_grammar::GrammarSpec;
 use augur_runtime::{
     Backend, Completion, DraftConfig, Event, GenerateRequest, ModelWorker, PrefixReuse, Prompt, SpecMode, SpecSettings,
-    WorkerConfig,
+    SuffixTuning, WorkerConfig,
 };
 use augur_sampling::SamplingParams;
 use augur_store::Store;
@@ -60,6 +60,13 @@ pub struct ModelArgs {
     /// value cache: the attention layout in which tree rows stay exact.
     #[arg(long)]
     pub spec_tree: bool,
+    /// Suffix drafts stop where their estimated probability (the product of
+    /// the tree's count ratios) falls below P. Default 0.3.
+    #[arg(long, value_name = "P")]
+    pub suffix_min_prob: Option<f32>,
+    /// A suffix draft may run to F times the length of its match. Default 4.
+    #[arg(long, value_name = "F")]
+    pub suffix_factor: Option<f32>,
     /// KV kept between requests: off; prompt (the last prompt's full prefill
     /// chunks); conversation (also the last answer, prefilled while idle, so
     /// the next turn prefills only its new message). Reuse never changes an
@@ -137,7 +144,14 @@ impl ModelArgs {
         if !(1..=64).contains(&self.spec_max) {
             bail!("--spec-max must be in 1..=64, got {}", self.spec_max);
         }
-        let spec = SpecSettings { mode, spec_max: self.spec_max, tree: self.spec_tree, ..SpecSettings::default() };
+        let mut suffix = SuffixTuning::default();
+        suffix.min_token_prob = self.suffix_min_prob.unwrap_or(suffix.min_token_prob);
+        suffix.spec_factor = self.suffix_factor.unwrap_or(suffix.spec_factor);
+        if let Err(e) = suffix.check() {
+            bail!("--suffix-min-prob / --suffix-factor: {e}");
+        }
+        let spec =
+            SpecSettings { mode, spec_max: self.spec_max, tree: self.spec_tree, suffix, ..SpecSettings::default() };
         let stem = path.file_stem().map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(WorkerConfig {
             model: ModelParams { mmap: true, repack: !self.no_repack, overrides },

@@ -60,6 +60,17 @@ fn bad_overrides_and_parameters() {
     augur(&["run", "-m", m, "-p", "hi", "--temp", "1", "--top-p", "2"], h, T, MEM).assert_clean_error("top_p 2");
     augur(&["run", "-m", m, "-p", "hi", "-c", "1"], h, T, MEM).assert_clean_error("ctx 1");
     augur(&["run", "-m", m, "-p", "hi", "-n", "0"], h, T, MEM).assert_clean_error("max tokens 0");
+    for (flag, v) in [
+        ("--suffix-min-prob", "1.5"),
+        ("--suffix-min-prob", "NaN"),
+        ("--suffix-factor", "-1"),
+        ("--suffix-factor", "1e9"),
+    ] {
+        let arg = format!("{flag}={v}");
+        let o = augur(&["run", "-m", m, "-p", "hi", "--spec", "suffix", &arg], h, T, MEM);
+        o.assert_clean_error(&arg);
+        assert!(o.stderr.contains(flag), "names the flag: {}", o.stderr);
+    }
 }
 
 #[test]

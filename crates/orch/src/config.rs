@@ -100,6 +100,10 @@ pub struct AccelEntry {
     pub spec_max: Option<usize>,
     /// Verify forking suffix drafts as trees (`--spec-tree`).
     pub spec_tree: Option<bool>,
+    /// Suffix drafts stop below this estimated probability (`--suffix-min-prob`).
+    pub suffix_min_prob: Option<f32>,
+    /// Suffix drafts run to this many times their match (`--suffix-factor`).
+    pub suffix_factor: Option<f32>,
     /// `[n_min, n_max]` n-gram sizes for prompt lookup.
     pub lookup_ngram: Option<[usize; 2]>,
     /// MoE: experts used per token, applied as `<arch>.expert_used_count`.

@@ -35,6 +35,7 @@ pub struct InstanceSpec {
     pub spec_mode: SpecMode,
     pub spec_max: usize,
     pub spec_tree: bool,
+    pub suffix: Option<augur_runtime::SuffixTuning>,
     pub draft: Option<(ModelSpec, PathBuf)>,
     /// Bytes reserved in the budget while loaded or loading.
     pub memory: u64,
@@ -446,6 +447,9 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
         // Trees load the model with another attention layout.
         parts.push("tree".into());
     }
+    if let Some(t) = role.accel.suffix {
+        parts.push(format!("suffix={}x{}", t.min_token_prob, t.spec_factor));
+    }
     let key = if parts.is_empty() { model.name.clone() } else { format!("{}+{}", model.name, parts.join(",")) };
     let draft_mem = draft.as_ref().map_or(0, |(m, p)| memory_of(m, p));
     Ok(InstanceSpec {
@@ -459,6 +463,7 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
         spec_mode: role.accel.spec.unwrap_or(if draft.is_some() { SpecMode::Auto } else { SpecMode::Lookup }),
         spec_max: role.accel.spec_max.unwrap_or(16),
         spec_tree: role.accel.spec_tree,
+        suffix: role.accel.suffix,
         draft,
         roles: vec![role.name.clone()],
     })
@@ -503,6 +508,7 @@ pub fn worker_config(inst: &InstanceSpec, queue: usize, state_dir: Option<&std::
         mode: inst.spec_mode,
         spec_max: inst.spec_max,
         tree: inst.spec_tree,
+        suffix: inst.suffix.unwrap_or_default(),
         ..Default::default()
     };
     if let Some((lo, hi)) = inst.lookup_ngram {

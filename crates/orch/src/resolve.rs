@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use augur_gguf::{GgufFile, MetaOverride};
-use augur_runtime::{PrefixReuse, SpecMode};
+use augur_runtime::{PrefixReuse, SpecMode, SuffixTuning};
 use regex::Regex;
 
 use crate::config::{
@@ -62,13 +62,15 @@ pub struct RoleSpec {
     pub backend: BackendSpec,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accel {
     pub spec: Option<SpecMode>,
     /// Role whose model drafts.
     pub draft: Option<String>,
     pub spec_max: Option<usize>,
     pub spec_tree: bool,
+    /// Set when the file sets either suffix key; the rest from the defaults.
+    pub suffix: Option<SuffixTuning>,
     pub lookup_ngram: Option<(usize, usize)>,
     pub experts: Option<u32>,
 }
@@ -364,12 +366,31 @@ fn accel_spec(p: &str, role: &str, a: &AccelEntry, f: &TeamFile) -> Result<Accel
     if a.experts == Some(0) {
         errs.push(OrchError::key(format!("{p}.experts"), "must be at least 1"));
     }
+    let suffix = (a.suffix_min_prob.is_some() || a.suffix_factor.is_some()).then(|| {
+        let d = SuffixTuning::default();
+        SuffixTuning {
+            min_token_prob: a.suffix_min_prob.unwrap_or(d.min_token_prob),
+            spec_factor: a.suffix_factor.unwrap_or(d.spec_factor),
+        }
+    });
+    if let Some(t) = suffix {
+        if !SuffixTuning::valid_min_token_prob(t.min_token_prob) {
+            errs.push(OrchError::key(format!("{p}.suffix_min_prob"), "must be in [0, 1]"));
+        }
+        if !SuffixTuning::valid_spec_factor(t.spec_factor) {
+            errs.push(OrchError::key(
+                format!("{p}.suffix_factor"),
+                format!("must be in [0, {}]", SuffixTuning::MAX_FACTOR),
+            ));
+        }
+    }
     OrchError::collect(errs)?;
     Ok(Accel {
         spec: a.spec,
         draft: a.draft.clone(),
         spec_max: a.spec_max,
         spec_tree: a.spec_tree.unwrap_or(false),
+        suffix,
         lookup_ngram: a.lookup_ngram.map(|[a, b]| (a, b)),
         experts: a.experts,
     })

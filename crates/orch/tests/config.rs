@@ -92,6 +92,18 @@ fn backends_and_values_are_checked() {
     assert!(tree.unwrap().roles["r"].accel.spec_tree, "spec_tree reaches the role");
     let e = err(&format!("{MODELS}[roles.r]\nmodel = \"qwen\"\nacceleration = {{ spec_tree = 1 }}\n"));
     assert!(e.contains("spec_tree"), "{e}");
+    let sfx = TeamConfig::from_toml(&format!(
+        "{MODELS}[roles.r]\nmodel = \"qwen\"\nacceleration = {{ suffix_min_prob = 0.1 }}\n[roles.s]\nmodel = \"qwen\"\n"
+    ))
+    .expect("valid");
+    let t = sfx.roles["r"].accel.suffix.expect("suffix tuning reaches the role");
+    assert_eq!(t.min_token_prob, 0.1);
+    assert_eq!(t.spec_factor, augur_runtime::SuffixTuning::default().spec_factor);
+    assert!(sfx.roles["s"].accel.suffix.is_none());
+    let e = err(&format!(
+        "{MODELS}[roles.r]\nmodel = \"qwen\"\nacceleration = {{ suffix_min_prob = 1.5, suffix_factor = -2.0 }}\n"
+    ));
+    assert!(e.contains("suffix_min_prob") && e.contains("suffix_factor"), "{e}");
     let ok =
         TeamConfig::from_toml("[roles.r]\nbackend = { type = \"openai\", base_url = \"http://h:1/v1\" }\n").unwrap();
     assert!(matches!(&ok.roles["r"].backend, augur_orch::BackendSpec::OpenAi(s) if s.model == "r"));

@@ -188,3 +188,23 @@ fn a_tree_role_gets_its_own_instance() {
     assert!(tree.spec_tree);
     assert!(instances.iter().any(|i| i.roles.len() == 2 && !i.spec_tree));
 }
+
+/// Suffix tuning is a worker setting, so a role that sets it gets its own
+/// instance and the worker is built with it.
+#[test]
+fn a_suffix_tuned_role_gets_its_own_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_model(dir.path(), &small_opts());
+    let mut text = format!("[models.moe]\nsource = {:?}\nrepack = false\n", path.display().to_string());
+    text.push_str("[roles.a]\nmodel = \"moe\"\n");
+    text.push_str("[roles.s]\nmodel = \"moe\"\nacceleration = { suffix_factor = 1.0 }\n");
+    let cfg = TeamConfig::from_toml(&text).expect("team config");
+    let instances = plan_instances(&cfg, &check_files(&cfg, &identity).expect("files")).expect("instances");
+    assert_eq!(instances.len(), 2, "{:?}", instances.iter().map(|i| &i.key).collect::<Vec<_>>());
+    let tuned = instances.iter().find(|i| i.roles == ["s"]).expect("the tuned role alone");
+    let spec = augur_orch::registry::worker_config(tuned, 1, None).spec;
+    assert_eq!(spec.suffix.spec_factor, 1.0);
+    assert_eq!(spec.suffix.min_token_prob, augur_runtime::SuffixTuning::default().min_token_prob);
+    let plain = instances.iter().find(|i| i.roles == ["a"]).expect("the plain role");
+    assert_eq!(augur_orch::registry::worker_config(plain, 1, None).spec.suffix, augur_runtime::SuffixTuning::default());
+}

@@ -20,5 +20,5 @@ pub use prefix::PrefixCache;
 pub use request::{
     tokens_per_sec, Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage,
 };
-pub use speculate::{DraftPolicy, SpecSettings, SpecStats};
+pub use speculate::{DraftPolicy, SpecSettings, SpecStats, SuffixTuning};
 pub use worker::{prepare, Backend, DraftConfig, ModelWorker, PrefixReuse, TokenStream, WorkerConfig};

@@ -42,6 +42,48 @@ pub struct SpecSettings {
     /// order"); off by default, since that layout prefills more slowly and
     /// a compute-bound machine gains nothing from trees.
     pub tree: bool,
+    pub suffix: SuffixTuning,
+}
+
+/// How far suffix drafts run past their match.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuffixTuning {
+    /// A draft stops where its estimated probability (the product of count
+    /// ratios) falls below this.
+    pub min_token_prob: f32,
+    /// A draft may run to this many times its match length.
+    pub spec_factor: f32,
+}
+
+impl Default for SuffixTuning {
+    fn default() -> Self {
+        Self { min_token_prob: SUFFIX_MIN_TOKEN_PROB, spec_factor: SUFFIX_SPEC_FACTOR }
+    }
+}
+
+impl SuffixTuning {
+    /// Largest accepted `spec_factor`: past it the cost model's k cap is
+    /// what limits a draft anyway.
+    pub const MAX_FACTOR: f32 = 64.0;
+
+    pub fn valid_min_token_prob(p: f32) -> bool {
+        (0.0..=1.0).contains(&p)
+    }
+
+    pub fn valid_spec_factor(f: f32) -> bool {
+        (0.0..=Self::MAX_FACTOR).contains(&f)
+    }
+
+    /// Why these values cannot be used, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if !Self::valid_min_token_prob(self.min_token_prob) {
+            return Err(format!("suffix min token probability must be in [0, 1], got {}", self.min_token_prob));
+        }
+        if !Self::valid_spec_factor(self.spec_factor) {
+            return Err(format!("suffix spec factor must be in [0, {}], got {}", Self::MAX_FACTOR, self.spec_factor));
+        }
+        Ok(())
+    }
 }
 
 /// How the draft length is chosen.
@@ -64,6 +106,7 @@ impl Default for SpecSettings {
             draft_min_confidence: 0.4,
             policy: DraftPolicy::CostModel,
             tree: false,
+            suffix: SuffixTuning::default(),
         }
     }
 }
@@ -186,14 +229,14 @@ const SUFFIX_TRUST_PRIOR: f64 = 0.8;
 /// own watched proposals correct it.
 const SUFFIX_REQUEST_TRUST_PRIOR: f64 = 0.7;
 
-/// A suffix draft may run to this many times its match length (the paper's
-/// default is 1): the count ratios and the cost model cut it where it stops
+/// By default a suffix draft may run to this many times its match length
+/// (the paper's default is 1): the count ratios and the cost model cut it where it stops
 /// paying, and a repeated format often continues far past a short match
 /// (a value just written, then the format again).
 const SUFFIX_SPEC_FACTOR: f32 = 4.0;
 
-/// Suffix drafts stop below this estimated probability (the paper's
-/// default is 0.1). Besides cutting drafts, it decides which match length
+/// By default suffix drafts stop below this estimated probability (the
+/// paper's default is 0.1). Besides cutting drafts, it decides which match length
 /// wins: a short match's long tail of unlikely tokens no longer outscores
 /// a longer, more specific match. On the agentic sequence of
 /// docs/BENCHMARKS.md, replayed with `examples/replay.rs`, 0.3 drafts
@@ -239,9 +282,10 @@ impl Speculator {
     ) -> Result<Self, RuntimeError> {
         let spec = |e: augur_spec::SpecError| RuntimeError::InvalidRequest(e.to_string());
         let lookup = PromptLookup::new(settings.lookup).map_err(spec)?;
+        settings.suffix.check().map_err(RuntimeError::InvalidRequest)?;
         let mut suffix_cfg = SuffixConfig::default();
-        suffix_cfg.params.max_spec_factor = SUFFIX_SPEC_FACTOR;
-        suffix_cfg.params.min_token_prob = SUFFIX_MIN_TOKEN_PROB;
+        suffix_cfg.params.max_spec_factor = settings.suffix.spec_factor;
+        suffix_cfg.params.min_token_prob = settings.suffix.min_token_prob;
         let suffix = SuffixDrafter::new(suffix_cfg, global).map_err(spec)?;
         let stats = AcceptanceStats::new(StatsConfig::default()).map_err(spec)?;
         let grammar_stats =
@@ -1052,6 +1096,20 @@ mod picker_tests {
     fn logits(n: usize) -> Vec<f32> {
         // Fixed, uneven logits; the allowed letters are not the favourites.
         (0..n).map(|i| ((i * 7919) % 101) as f32 / 20.0).collect()
+    }
+
+    #[test]
+    fn suffix_tuning_rejects_values_the_drafter_cannot_use() {
+        assert!(SuffixTuning::default().check().is_ok());
+        for (p, f) in [(1.5, 4.0), (-0.1, 4.0), (f32::NAN, 4.0), (0.3, -1.0), (0.3, f32::INFINITY), (0.3, f32::NAN)] {
+            let t = SuffixTuning { min_token_prob: p, spec_factor: f };
+            assert!(t.check().is_err(), "{t:?} accepted");
+        }
+        let bad = SpecSettings { suffix: SuffixTuning { min_token_prob: 2.0, spec_factor: 4.0 }, ..Default::default() };
+        assert!(matches!(Speculator::new(bad, None, None), Err(RuntimeError::InvalidRequest(_))));
+        let edge = SuffixTuning { min_token_prob: 0.0, spec_factor: SuffixTuning::MAX_FACTOR };
+        let ok = SpecSettings { suffix: edge, ..Default::default() };
+        assert!(Speculator::new(ok, None, None).is_ok());
     }
 
     /// At T > 0 the picker draws from the target distribution masked to
