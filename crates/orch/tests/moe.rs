@@ -172,17 +172,23 @@ fn invalid_expert_counts_are_refused_with_a_clear_message() {
     }
 }
 
+/// The instances planned for `roles` over one small MoE model `moe`.
+fn instances_of_roles(roles: &str) -> Vec<augur_orch::registry::InstanceSpec> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_model(dir.path(), &small_opts());
+    let text = format!("[models.moe]\nsource = {:?}\nrepack = false\n{roles}", path.display().to_string());
+    let cfg = TeamConfig::from_toml(&text).expect("team config");
+    plan_instances(&cfg, &check_files(&cfg, &identity).expect("files")).expect("instances")
+}
+
 /// Roles on one model share an instance unless they load it differently:
 /// trees run another attention layout, so a tree role gets its own.
 #[test]
 fn a_tree_role_gets_its_own_instance() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_model(dir.path(), &small_opts());
-    let mut text = format!("[models.moe]\nsource = {:?}\nrepack = false\n", path.display().to_string());
-    text.push_str("[roles.a]\nmodel = \"moe\"\n[roles.b]\nmodel = \"moe\"\n");
-    text.push_str("[roles.t]\nmodel = \"moe\"\nacceleration = { spec_tree = true }\n");
-    let cfg = TeamConfig::from_toml(&text).expect("team config");
-    let instances = plan_instances(&cfg, &check_files(&cfg, &identity).expect("files")).expect("instances");
+    let instances = instances_of_roles(
+        "[roles.a]\nmodel = \"moe\"\n[roles.b]\nmodel = \"moe\"\n\
+         [roles.t]\nmodel = \"moe\"\nacceleration = { spec_tree = true }\n",
+    );
     assert_eq!(instances.len(), 2, "{:?}", instances.iter().map(|i| &i.key).collect::<Vec<_>>());
     let tree = instances.iter().find(|i| i.roles == ["t"]).expect("the tree role alone");
     assert!(tree.spec_tree);
@@ -193,13 +199,9 @@ fn a_tree_role_gets_its_own_instance() {
 /// instance and the worker is built with it.
 #[test]
 fn a_suffix_tuned_role_gets_its_own_instance() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_model(dir.path(), &small_opts());
-    let mut text = format!("[models.moe]\nsource = {:?}\nrepack = false\n", path.display().to_string());
-    text.push_str("[roles.a]\nmodel = \"moe\"\n");
-    text.push_str("[roles.s]\nmodel = \"moe\"\nacceleration = { suffix_factor = 1.0 }\n");
-    let cfg = TeamConfig::from_toml(&text).expect("team config");
-    let instances = plan_instances(&cfg, &check_files(&cfg, &identity).expect("files")).expect("instances");
+    let instances = instances_of_roles(
+        "[roles.a]\nmodel = \"moe\"\n[roles.s]\nmodel = \"moe\"\nacceleration = { suffix_factor = 1.0 }\n",
+    );
     assert_eq!(instances.len(), 2, "{:?}", instances.iter().map(|i| &i.key).collect::<Vec<_>>());
     let tuned = instances.iter().find(|i| i.roles == ["s"]).expect("the tuned role alone");
     let spec = augur_orch::registry::worker_config(tuned, 1, None).spec;
