@@ -447,7 +447,9 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
         // Trees load the model with another attention layout.
         parts.push("tree".into());
     }
-    if let Some(t) = role.accel.suffix {
+    // Explicit defaults load the same worker as no setting.
+    let suffix = role.accel.suffix.filter(|t| *t != augur_runtime::SuffixTuning::default());
+    if let Some(t) = suffix {
         parts.push(format!("suffix={}x{}", t.min_token_prob, t.spec_factor));
     }
     let key = if parts.is_empty() { model.name.clone() } else { format!("{}+{}", model.name, parts.join(",")) };
@@ -463,7 +465,7 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
         spec_mode: role.accel.spec.unwrap_or(if draft.is_some() { SpecMode::Auto } else { SpecMode::Lookup }),
         spec_max: role.accel.spec_max.unwrap_or(16),
         spec_tree: role.accel.spec_tree,
-        suffix: role.accel.suffix,
+        suffix,
         draft,
         roles: vec![role.name.clone()],
     })

@@ -195,18 +195,21 @@ fn a_tree_role_gets_its_own_instance() {
     assert!(instances.iter().any(|i| i.roles.len() == 2 && !i.spec_tree));
 }
 
-/// Suffix tuning is a worker setting, so a role that sets it gets its own
-/// instance and the worker is built with it.
+/// Suffix tuning is a worker setting, so a role that changes it gets its
+/// own instance and the worker is built with it.
 #[test]
 fn a_suffix_tuned_role_gets_its_own_instance() {
-    let instances = instances_of_roles(
-        "[roles.a]\nmodel = \"moe\"\n[roles.s]\nmodel = \"moe\"\nacceleration = { suffix_factor = 1.0 }\n",
-    );
+    let d = augur_runtime::SuffixTuning::default();
+    let instances = instances_of_roles(&format!(
+        "[roles.a]\nmodel = \"moe\"\n[roles.s]\nmodel = \"moe\"\nacceleration = {{ suffix_factor = 1.0 }}\n\
+         [roles.d]\nmodel = \"moe\"\nacceleration = {{ suffix_min_prob = {:?}, suffix_factor = {:?} }}\n",
+        d.min_token_prob, d.spec_factor
+    ));
     assert_eq!(instances.len(), 2, "{:?}", instances.iter().map(|i| &i.key).collect::<Vec<_>>());
     let tuned = instances.iter().find(|i| i.roles == ["s"]).expect("the tuned role alone");
     let spec = augur_orch::registry::worker_config(tuned, 1, None).spec;
     assert_eq!(spec.suffix.spec_factor, 1.0);
-    assert_eq!(spec.suffix.min_token_prob, augur_runtime::SuffixTuning::default().min_token_prob);
-    let plain = instances.iter().find(|i| i.roles == ["a"]).expect("the plain role");
-    assert_eq!(augur_orch::registry::worker_config(plain, 1, None).spec.suffix, augur_runtime::SuffixTuning::default());
+    assert_eq!(spec.suffix.min_token_prob, d.min_token_prob);
+    let plain = instances.iter().find(|i| i.roles == ["a", "d"]).expect("explicit defaults share the plain instance");
+    assert_eq!(augur_orch::registry::worker_config(plain, 1, None).spec.suffix, d);
 }
