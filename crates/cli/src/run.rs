@@ -144,9 +144,7 @@ impl ModelArgs {
         if !(1..=64).contains(&self.spec_max) {
             bail!("--spec-max must be in 1..=64, got {}", self.spec_max);
         }
-        let mut suffix = SuffixTuning::default();
-        suffix.min_token_prob = self.suffix_min_prob.unwrap_or(suffix.min_token_prob);
-        suffix.spec_factor = self.suffix_factor.unwrap_or(suffix.spec_factor);
+        let suffix = SuffixTuning::with_overrides(self.suffix_min_prob, self.suffix_factor);
         if let Err(e) = suffix.check() {
             bail!("--suffix-min-prob / --suffix-factor: {e}");
         }

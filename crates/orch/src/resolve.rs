@@ -366,13 +366,8 @@ fn accel_spec(p: &str, role: &str, a: &AccelEntry, f: &TeamFile) -> Result<Accel
     if a.experts == Some(0) {
         errs.push(OrchError::key(format!("{p}.experts"), "must be at least 1"));
     }
-    let suffix = (a.suffix_min_prob.is_some() || a.suffix_factor.is_some()).then(|| {
-        let d = SuffixTuning::default();
-        SuffixTuning {
-            min_token_prob: a.suffix_min_prob.unwrap_or(d.min_token_prob),
-            spec_factor: a.suffix_factor.unwrap_or(d.spec_factor),
-        }
-    });
+    let suffix = (a.suffix_min_prob.is_some() || a.suffix_factor.is_some())
+        .then(|| SuffixTuning::with_overrides(a.suffix_min_prob, a.suffix_factor));
     if let Some(t) = suffix {
         if !SuffixTuning::valid_min_token_prob(t.min_token_prob) {
             errs.push(OrchError::key(format!("{p}.suffix_min_prob"), "must be in [0, 1]"));

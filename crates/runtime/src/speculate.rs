@@ -66,6 +66,15 @@ impl SuffixTuning {
     /// what limits a draft anyway.
     pub const MAX_FACTOR: f32 = 64.0;
 
+    /// The defaults with whichever values a flag or config key set.
+    pub fn with_overrides(min_token_prob: Option<f32>, spec_factor: Option<f32>) -> Self {
+        let d = Self::default();
+        Self {
+            min_token_prob: min_token_prob.unwrap_or(d.min_token_prob),
+            spec_factor: spec_factor.unwrap_or(d.spec_factor),
+        }
+    }
+
     pub fn valid_min_token_prob(p: f32) -> bool {
         (0.0..=1.0).contains(&p)
     }
@@ -230,15 +239,15 @@ const SUFFIX_TRUST_PRIOR: f64 = 0.8;
 const SUFFIX_REQUEST_TRUST_PRIOR: f64 = 0.7;
 
 /// By default a suffix draft may run to this many times its match length
-/// (the paper's default is 1): the count ratios and the cost model cut it where it stops
-/// paying, and a repeated format often continues far past a short match
-/// (a value just written, then the format again).
+/// (the paper's default is 1): the count ratios and the cost model cut it
+/// where it stops paying, and a repeated format often continues far past a
+/// short match (a value just written, then the format again).
 const SUFFIX_SPEC_FACTOR: f32 = 4.0;
 
 /// By default suffix drafts stop below this estimated probability (the
-/// paper's default is 0.1). Besides cutting drafts, it decides which match length
-/// wins: a short match's long tail of unlikely tokens no longer outscores
-/// a longer, more specific match. On the agentic sequence of
+/// paper's default is 0.1). Besides cutting drafts, it decides which match
+/// length wins: a short match's long tail of unlikely tokens no longer
+/// outscores a longer, more specific match. On the agentic sequence of
 /// docs/BENCHMARKS.md, replayed with `examples/replay.rs`, 0.3 drafts
 /// better than 0.1 with paths and with trees.
 const SUFFIX_MIN_TOKEN_PROB: f32 = 0.3;
