@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use augur_engine::{Batch, ChatMessage, Context, ContextParams, Model, ModelParams};
+use augur_runtime::{ChatMessage, ModelParams, Scorer};
 use augur_gguf::MetaOverride;
 use augur_store::Store;
 use clap::Args;
@@ -140,28 +140,21 @@ fn run_child(path: &Path, overrides: &[String]) -> Result<()> {
 
 /// In the child: load, render the chat template, decode a few tokens.
 pub fn child(a: ChildArgs) -> Result<()> {
+    const PROMPT_MAX: usize = 200;
     let overrides = parse_overrides(&a.overrides)?;
-    let model = std::sync::Arc::new(Model::load(&a.path, &ModelParams { overrides, ..ModelParams::default() })?);
-    let prompt = model.render_chat(&[ChatMessage::new("user", "Say hi.")], true)?;
-    let tokens = model.tokenize(&prompt, true, true)?;
-    let params = ContextParams {
-        n_ctx: 256.max(tokens.len() as u32 + 16),
-        n_batch: 256,
-        n_ubatch: 256,
-        ..ContextParams::default()
-    };
-    let mut ctx = Context::new(model.clone(), &params)?;
-    let mut batch = Batch::new(params.n_batch as usize, 1)?;
-    for (i, &t) in tokens.iter().take(200).enumerate() {
-        batch.add(t, i as i32, &[0], false)?;
+    let params = ModelParams { overrides, ..ModelParams::default() };
+    let mut scorer = Scorer::load(&a.path, &params, 256, None)?;
+    let tok = scorer.tokenizer().clone();
+    let prompt = tok.render_chat(&[ChatMessage::new("user", "Say hi.")], None)?;
+    let mut tokens = tok.tokenize(&prompt, true, true)?;
+    tokens.truncate(PROMPT_MAX);
+    let filler = tok.bos().unwrap_or(0);
+    if tokens.is_empty() {
+        tokens.push(filler);
     }
-    ctx.decode(&batch)?;
-    let n = tokens.len().min(200);
+    scorer.feed(&tokens, 0)?;
     for i in 0..4 {
-        batch.clear();
-        batch.add(model.bos().unwrap_or(0), (n + i) as i32, &[0], true)?;
-        ctx.decode(&batch)?;
-        let logits = ctx.logits(0).context("no logits")?;
+        let logits = scorer.feed(&[filler], tokens.len() + i)?;
         if logits.iter().all(|l| !l.is_finite()) {
             bail!("the model produced no finite logits");
         }

@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use augur_engine::{Model, ModelParams};
 use augur_orch::classify::ModelClassifier;
 use augur_orch::registry::{budget_for, plan_instances, worker_config, InstanceSpec, LoadFn, RegistryOptions};
 use augur_orch::{check_files, Classify, Registry, RouteInput, Router, TeamConfig};
-use augur_runtime::{Backend, ModelWorker};
+use augur_runtime::{Backend, ModelParams, ModelWorker};
 use augur_server::team::Team;
 use augur_store::Store;
 use clap::{Args, Subcommand};
@@ -55,13 +54,13 @@ pub fn warm_up(team: &Team) -> Result<Arc<dyn Backend>, String> {
     rt.block_on(team.registry.load_hot()).map_err(|e| e.to_string())?;
     if let Some(front) = &team.cfg.routing.classifier {
         let lease = rt.block_on(team.registry.acquire_role(front)).map_err(|e| e.to_string())?;
-        if let Some(b) = lease.local() {
-            let c = ModelClassifier::new(b.model().clone(), None).map_err(|e| e.to_string())?;
+        if lease.instance().is_some() {
+            let c = ModelClassifier::on(lease.backend().as_ref(), None).map_err(|e| e.to_string())?;
             let _ = team.classifier.set(Arc::new(c));
         }
     }
     let default = rt.block_on(team.registry.acquire_role(&team.cfg.routing.default)).map_err(|e| e.to_string())?;
-    default.local().cloned().ok_or_else(|| "the default role must be local".to_string())
+    Ok(default.backend().clone())
 }
 
 #[derive(Args, Debug)]
@@ -104,8 +103,7 @@ fn classifier(cfg: &TeamConfig) -> Result<Option<Arc<dyn Classify>>> {
     };
     let path = Store::open_default()?.ensure(&model.source, true)?;
     let params = ModelParams { overrides: model.overrides.clone(), ..ModelParams::default() };
-    let m = Arc::new(Model::load(&path, &params)?);
-    Ok(Some(Arc::new(ModelClassifier::new(m, model.threads)?)))
+    Ok(Some(Arc::new(ModelClassifier::load(&path, &params, model.threads)?)))
 }
 
 #[derive(Args, Debug)]

@@ -9,10 +9,10 @@
 //! generation on the same model.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Mutex;
 
-use augur_engine::{Batch, ChatMessage, Context, ContextParams, Model};
-use augur_sampling::Token;
+use augur_runtime::{Backend, ChatMessage, ModelParams, RuntimeError, Scorer, Token, Tokenizer};
 
 use crate::route::{Classified, Classify};
 use crate::OrchError;
@@ -23,7 +23,7 @@ const MAX_TEXT_CHARS: usize = 1500;
 const CTX_TOKENS: u32 = 2048;
 
 pub struct ModelClassifier {
-    model: Arc<Model>,
+    tokenizer: Tokenizer,
     state: Mutex<State>,
 }
 
@@ -33,8 +33,7 @@ struct RoleSet {
 }
 
 struct State {
-    ctx: Context,
-    batch: Batch,
+    scorer: Scorer,
     /// The prompt whose KV the context holds (a prefix of it is reused).
     cached: Vec<Token>,
     /// Per candidate list: the fixed instruction prefix and the
@@ -43,16 +42,20 @@ struct State {
 }
 
 impl ModelClassifier {
-    pub fn new(model: Arc<Model>, threads: Option<i32>) -> Result<ModelClassifier, OrchError> {
-        let mut params = ContextParams { n_ctx: CTX_TOKENS, n_batch: CTX_TOKENS, n_ubatch: 512, ..Default::default() };
-        if let Some(t) = threads {
-            params.threads = t;
-            params.threads_batch = t;
-        }
-        let ctx = Context::new(model.clone(), &params).map_err(|e| OrchError::Classify(e.to_string()))?;
-        let batch = Batch::new(CTX_TOKENS as usize, 1).map_err(|e| OrchError::Classify(e.to_string()))?;
-        let state = State { ctx, batch, cached: Vec::new(), sets: HashMap::new() };
-        Ok(ModelClassifier { model, state: Mutex::new(state) })
+    /// A classifier on `backend`'s weights, in a small context of its own.
+    pub fn on(backend: &dyn Backend, threads: Option<i32>) -> Result<ModelClassifier, OrchError> {
+        Self::new(backend.scorer(CTX_TOKENS, threads).map_err(classify_err)?)
+    }
+
+    /// A classifier on a model loaded for it alone (`augur route`).
+    pub fn load(path: &Path, params: &ModelParams, threads: Option<i32>) -> Result<ModelClassifier, OrchError> {
+        Self::new(Scorer::load(path, params, CTX_TOKENS, threads).map_err(classify_err)?)
+    }
+
+    fn new(scorer: Scorer) -> Result<ModelClassifier, OrchError> {
+        let tokenizer = scorer.tokenizer().clone();
+        let state = State { scorer, cached: Vec::new(), sets: HashMap::new() };
+        Ok(ModelClassifier { tokenizer, state: Mutex::new(state) })
     }
 
     /// The request comes last, so consecutive prompts share the long
@@ -66,8 +69,8 @@ impl ModelClassifier {
             names.join(", ")
         );
         let msg = ChatMessage { role: "user".into(), content, name: None, tool_calls: None, tool_call_id: None };
-        let rendered = self.model.render_chat(&[msg], true).map_err(|e| OrchError::Classify(e.to_string()))?;
-        self.model.tokenize(&rendered, true, true).map_err(|e| OrchError::Classify(e.to_string()))
+        let rendered = self.tokenizer.render_chat(&[msg], None).map_err(classify_err)?;
+        self.tokenizer.tokenize(&rendered, true, true).map_err(classify_err)
     }
 }
 
@@ -96,7 +99,7 @@ impl Classify for ModelClassifier {
         }
         let mut names = Vec::with_capacity(roles.len());
         for (n, _) in roles {
-            let toks = self.model.tokenize(n, false, false).map_err(|e| OrchError::Classify(e.to_string()))?;
+            let toks = self.tokenizer.tokenize(n, false, false).map_err(classify_err)?;
             if toks.is_empty() {
                 return Err(OrchError::Classify(format!("role name {n:?} has no tokens")));
             }
@@ -126,8 +129,7 @@ fn first_logits(
     prompt: &[Token],
     names: &[(String, Vec<Token>)],
 ) -> Result<Vec<f32>, OrchError> {
-    let row = feed_prompt(st, prefix, prompt)?;
-    let logits = st.ctx.logits(row).ok_or_else(|| OrchError::Classify("no logits".into()))?;
+    let logits = feed_prompt(st, prefix, prompt)?;
     Ok(names.iter().map(|(_, t)| token_logit(logits, t[0])).collect())
 }
 
@@ -135,48 +137,38 @@ fn token_logit(logits: &[f32], t: Token) -> f32 {
     usize::try_from(t).ok().and_then(|i| logits.get(i)).copied().unwrap_or(f32::MIN)
 }
 
-fn decode_err(e: augur_engine::EngineError) -> OrchError {
+fn classify_err(e: RuntimeError) -> OrchError {
     OrchError::Classify(e.to_string())
 }
 
-/// Decode `prompt`. When it starts with the role set's fixed instruction
-/// `prefix`, that prefix's KV is decoded alone once and reused; the rest is
-/// one more batch. The prefix is always computed the same way, so a
-/// request's logits never depend on the requests before it.
-fn feed_prompt(st: &mut State, prefix: &[Token], prompt: &[Token]) -> Result<usize, OrchError> {
+/// Decode `prompt` and return the logits after it. When it starts with
+/// the role set's fixed instruction `prefix`, that prefix's KV is decoded
+/// alone once and reused; the rest is one more batch. The prefix is always
+/// computed the same way, so a request's logits never depend on the
+/// requests before it.
+fn feed_prompt<'a>(st: &'a mut State, prefix: &[Token], prompt: &[Token]) -> Result<&'a [f32], OrchError> {
     let reuse = !prefix.is_empty() && prompt.len() > prefix.len() && prompt.starts_with(prefix);
     if !reuse {
-        st.ctx.kv_clear();
+        st.scorer.truncate(0).map_err(classify_err)?;
         st.cached.clear();
-        return feed(&mut st.ctx, &mut st.batch, prompt, 0);
+        return feed(&mut st.scorer, prompt, 0);
     }
     if st.cached != prefix {
-        st.ctx.kv_clear();
+        st.scorer.truncate(0).map_err(classify_err)?;
         st.cached.clear();
-        feed(&mut st.ctx, &mut st.batch, prefix, 0)?;
+        feed(&mut st.scorer, prefix, 0)?;
         st.cached = prefix.to_vec();
     }
-    let from = i32::try_from(prefix.len()).map_err(|_| OrchError::Classify("prompt too long".into()))?;
-    st.ctx.kv_remove(0, from, -1).map_err(decode_err)?;
-    feed(&mut st.ctx, &mut st.batch, &prompt[prefix.len()..], prefix.len())
+    st.scorer.truncate(prefix.len()).map_err(classify_err)?;
+    feed(&mut st.scorer, &prompt[prefix.len()..], prefix.len())
 }
 
-/// Decode `tokens` at positions from `pos`, with logits for the last one
-/// only; returns that entry's batch index.
-fn feed(ctx: &mut Context, batch: &mut Batch, tokens: &[Token], pos: usize) -> Result<usize, OrchError> {
-    if tokens.is_empty() {
-        return Err(OrchError::Classify("nothing to decode".into()));
-    }
-    if pos + tokens.len() >= ctx.n_ctx() as usize {
+/// Decode `tokens` at positions from `pos`; the logits after the last one.
+fn feed<'a>(scorer: &'a mut Scorer, tokens: &[Token], pos: usize) -> Result<&'a [f32], OrchError> {
+    if pos + tokens.len() >= scorer.n_ctx() as usize {
         return Err(OrchError::Classify(format!("prompt of {} tokens does not fit the classifier", tokens.len())));
     }
-    batch.clear();
-    for (i, &t) in tokens.iter().enumerate() {
-        let p = i32::try_from(pos + i).map_err(|_| OrchError::Classify("position overflow".into()))?;
-        batch.add(t, p, &[0], i + 1 == tokens.len()).map_err(decode_err)?;
-    }
-    ctx.decode(batch).map_err(decode_err)?;
-    Ok(tokens.len() - 1)
+    scorer.feed(tokens, pos).map_err(classify_err)
 }
 
 /// Greedy decoding restricted to the allowed names' token sequences. The
@@ -190,8 +182,7 @@ fn constrained_pick(
     names: Vec<(String, Vec<Token>)>,
     baseline: &[f32],
 ) -> Result<Classified, OrchError> {
-    let mut row = feed_prompt(st, prefix, prompt)?;
-    let logits = st.ctx.logits(row).ok_or_else(|| OrchError::Classify("no logits".into()))?;
+    let logits = feed_prompt(st, prefix, prompt)?;
     let scores: Vec<(String, f32)> =
         names.iter().zip(baseline).map(|((n, t), b)| (n.clone(), token_logit(logits, t[0]) - b)).collect();
     // Highest calibrated score; ties go to the earlier name.
@@ -213,8 +204,7 @@ fn constrained_pick(
             return Ok(Classified { role: alive.remove(0).0, scores });
         }
         let prev = alive[0].1[step - 1];
-        row = feed(&mut st.ctx, &mut st.batch, &[prev], prompt.len() + step - 1)?;
-        let logits = st.ctx.logits(row).ok_or_else(|| OrchError::Classify("no logits".into()))?;
+        let logits = feed(&mut st.scorer, &[prev], prompt.len() + step - 1)?;
         let best = alive
             .iter()
             .map(|(_, t)| t[step])

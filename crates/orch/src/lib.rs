@@ -21,7 +21,7 @@ pub mod resolve;
 pub mod route;
 
 pub use error::OrchError;
-pub use registry::{Lease, LoadState, Registry, Target};
+pub use registry::{Lease, LoadState, Registry};
 pub use remote::RemoteBackend;
 pub use resolve::{check_files, BackendSpec, ModelSpec, RoleSpec, TeamConfig, AUTO, FRONTDOOR};
 pub use route::{Classified, Classify, DecidedBy, Decision, RouteInput, Router};

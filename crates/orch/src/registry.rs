@@ -14,8 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use augur_engine::{ContextParams, ModelParams};
-use augur_runtime::{Backend, DraftConfig, GenerateRequest, RuntimeError, SpecMode, TokenStream, WorkerConfig};
+use augur_runtime::{Backend, ContextParams, DraftConfig, ModelParams, SpecMode, WorkerConfig};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -98,7 +97,7 @@ struct Shared {
     budget: u64,
     timeout: Duration,
     role_instance: BTreeMap<String, String>,
-    remotes: BTreeMap<String, Arc<RemoteBackend>>,
+    remotes: BTreeMap<String, Arc<dyn Backend>>,
 }
 
 impl Shared {
@@ -109,11 +108,12 @@ impl Shared {
     }
 }
 
-/// A local backend in use; its instance cannot be unloaded until dropped.
+/// A backend in use. A local instance cannot be unloaded until its lease
+/// is dropped; a remote role's lease holds nothing back.
 pub struct Lease {
     backend: Arc<dyn Backend>,
-    key: String,
-    shared: Arc<Shared>,
+    /// The local instance this lease keeps loaded.
+    held: Option<(String, Arc<Shared>)>,
 }
 
 impl Lease {
@@ -121,44 +121,24 @@ impl Lease {
         &self.backend
     }
 
-    pub fn instance(&self) -> &str {
-        &self.key
+    /// The local instance serving it, if the role is local.
+    pub fn instance(&self) -> Option<&str> {
+        self.held.as_ref().map(|(k, _)| k.as_str())
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
+        let Some((key, shared)) = &self.held else { return };
+        let mut inner = shared.lock();
         inner.clock += 1;
         let now = inner.clock;
-        if let Some(slot) = inner.slots.get_mut(&self.key) {
+        if let Some(slot) = inner.slots.get_mut(key) {
             slot.in_use = slot.in_use.saturating_sub(1);
             slot.last_used = now;
         }
         drop(inner);
-        self.shared.changed.notify_waiters();
-    }
-}
-
-/// Where a role's requests go.
-pub enum Target {
-    Local(Lease),
-    Remote(Arc<RemoteBackend>),
-}
-
-impl Target {
-    pub fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError> {
-        match self {
-            Target::Local(l) => l.backend.submit(req),
-            Target::Remote(r) => r.submit(req),
-        }
-    }
-
-    pub fn local(&self) -> Option<&Arc<dyn Backend>> {
-        match self {
-            Target::Local(l) => Some(&l.backend),
-            Target::Remote(_) => None,
-        }
+        shared.changed.notify_waiters();
     }
 }
 
@@ -196,7 +176,8 @@ impl Registry {
             .values()
             .filter_map(|r| match &r.backend {
                 BackendSpec::OpenAi(spec) => {
-                    Some((r.name.clone(), Arc::new(RemoteBackend::new(spec.clone(), opts.remote_capacity))))
+                    let remote: Arc<dyn Backend> = Arc::new(RemoteBackend::new(spec.clone(), opts.remote_capacity));
+                    Some((r.name.clone(), remote))
                 }
                 BackendSpec::Local => None,
             })
@@ -224,12 +205,12 @@ impl Registry {
     }
 
     /// The backend for `role`, loading its instance if needed.
-    pub async fn acquire_role(&self, role: &str) -> Result<Target, OrchError> {
+    pub async fn acquire_role(&self, role: &str) -> Result<Lease, OrchError> {
         if let Some(r) = self.shared.remotes.get(role) {
-            return Ok(Target::Remote(r.clone()));
+            return Ok(Lease { backend: r.clone(), held: None });
         }
         let key = self.instance_of(role).ok_or_else(|| OrchError::NoSuchTarget(role.to_string()))?.to_string();
-        self.acquire(&key).await.map(Target::Local)
+        self.acquire(&key).await
     }
 
     /// Load every hot instance, one after another.
@@ -270,7 +251,7 @@ impl Registry {
         match &slot.state {
             State::Loaded(b) => {
                 slot.in_use += 1;
-                let lease = Lease { backend: b.clone(), key: key.to_string(), shared: self.shared.clone() };
+                let lease = Lease { backend: b.clone(), held: Some((key.to_string(), self.shared.clone())) };
                 return Ok(Step::Ready(lease));
             }
             State::Loading => {

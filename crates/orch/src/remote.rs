@@ -241,3 +241,24 @@ fn completion(t: Tally, started: Instant) -> Completion {
         spec: SpecStats::default(),
     }
 }
+
+/// A remote role behind the same interface as a local model: it takes
+/// text (the remote server tokenises), so it offers no tokenizer, grammar
+/// or scorer, and its context size is the remote's business.
+impl augur_runtime::Backend for RemoteBackend {
+    fn model_name(&self) -> &str {
+        &self.spec.model
+    }
+
+    fn n_ctx(&self) -> Option<u32> {
+        None
+    }
+
+    fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError> {
+        RemoteBackend::submit(self, req)
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.running()
+    }
+}

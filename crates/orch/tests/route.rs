@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use augur_engine::{Model, ModelParams};
+use augur_runtime::ModelParams;
 use augur_orch::classify::ModelClassifier;
 use augur_orch::{Classify, DecidedBy, RouteInput, Router};
 
@@ -63,8 +63,8 @@ fn long_log() -> String {
 }
 
 fn classifier() -> Arc<ModelClassifier> {
-    let model = Model::load(&common::model_path("gemma-3-270m"), &ModelParams::default()).expect("load gemma");
-    Arc::new(ModelClassifier::new(Arc::new(model), None).expect("classifier"))
+    let path = common::model_path("gemma-3-270m");
+    Arc::new(ModelClassifier::load(&path, &ModelParams::default(), None).expect("classifier"))
 }
 
 fn router(with_classifier: bool) -> Router {

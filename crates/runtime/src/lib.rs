@@ -3,25 +3,31 @@
 //! Callers (CLI, server, bench) see only the [`Backend`] trait: submit a
 //! [`GenerateRequest`], read a [`TokenStream`] of [`Event`]s.
 
+mod backend;
 mod calibrate;
 mod draft;
 mod error;
 pub mod generate;
 pub mod grammar;
 pub mod prefix;
+pub mod probe;
 mod request;
 pub mod speculate;
 pub mod stop;
+mod text;
 mod worker;
 
 pub use calibrate::{invariant_batch, machine_id};
-pub use error::{ErrorKind, RuntimeError};
+pub use error::{grammar_code as grammar_error_code, grammar_kind as grammar_error_kind, ErrorKind, RuntimeError};
 pub use prefix::PrefixCache;
 pub use request::{
     tokens_per_sec, Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage,
 };
 pub use speculate::{DraftPolicy, SpecSettings, SpecStats, SuffixTuning};
-pub use worker::{prepare, Backend, DraftConfig, ModelWorker, PrefixReuse, TokenStream, WorkerConfig};
+pub use backend::{Backend, TokenStream};
+pub use probe::Scorer;
+pub use text::Tokenizer;
+pub use worker::{DraftConfig, ModelWorker, PrefixReuse, WorkerConfig};
 
 /// Types of the engine that callers above the runtime name (messages,
 /// load-time settings, build facts), so they need not depend on the engine.

@@ -13,61 +13,16 @@ use tokio::sync::mpsc;
 
 use augur_grammar::GrammarEngine;
 
+use crate::backend::{Backend, TokenStream};
 use crate::draft::DraftModel;
 use crate::generate::Sink;
 use crate::grammar::LazyGrammar;
 use crate::prefix::PrefixCache;
-use crate::request::{Event, GenerateRequest, Prompt, SpecMode};
+use crate::probe::Scorer;
+use crate::request::{Event, GenerateRequest, SpecMode};
+use crate::text::Tokenizer;
 use crate::speculate::{self, SpecSettings, Speculator};
 use crate::RuntimeError;
-
-/// The narrow interface the CLI, the server and the bench all drive.
-pub trait Backend: Send + Sync {
-    fn model_name(&self) -> &str;
-    fn model(&self) -> &Arc<Model>;
-    fn n_ctx(&self) -> u32;
-    /// Queue a generation. Fails at once with `QueueFull` rather than block.
-    fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError>;
-    /// Requests waiting for the worker.
-    fn queue_depth(&self) -> usize;
-    /// The grammar compiler for this model's vocabulary (built on first use).
-    fn grammar(&self) -> Result<Arc<GrammarEngine>, RuntimeError> {
-        Err(RuntimeError::GrammarUnavailable(format!("{} has no local vocabulary", self.model_name())))
-    }
-}
-
-/// Events of one generation. Dropping it cancels the generation, even in
-/// the middle of a prefill.
-pub struct TokenStream {
-    rx: mpsc::Receiver<Event>,
-    cancel: Arc<AtomicBool>,
-}
-
-impl TokenStream {
-    /// Next event, blocking (for the CLI and other sync callers).
-    pub fn blocking_next(&mut self) -> Option<Event> {
-        self.rx.blocking_recv()
-    }
-
-    /// Next event, for async callers.
-    pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
-    }
-}
-
-impl TokenStream {
-    /// A stream whose events come from another producer, such as a remote
-    /// OpenAI backend. Dropping it sets `cancel`, which the producer polls.
-    pub fn from_channel(rx: mpsc::Receiver<Event>, cancel: Arc<AtomicBool>) -> Self {
-        TokenStream { rx, cancel }
-    }
-}
-
-impl Drop for TokenStream {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -138,6 +93,7 @@ struct Job {
 pub struct ModelWorker {
     name: String,
     model: Arc<Model>,
+    tokenizer: Tokenizer,
     n_ctx: u32,
     jobs: Option<SyncSender<Job>>,
     waiting: Arc<AtomicUsize>,
@@ -174,6 +130,7 @@ impl ModelWorker {
         };
         Ok(ModelWorker {
             name: cfg.name,
+            tokenizer: Tokenizer::new(model.clone()),
             model,
             n_ctx,
             jobs: Some(jobs_tx),
@@ -188,6 +145,12 @@ impl ModelWorker {
 
     pub fn info(&self) -> &ModelInfo {
         self.model.info()
+    }
+
+    /// The loaded weights, for the runtime's own tests and tools; callers
+    /// above the runtime use the [`Backend`] methods instead.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
     }
 
     /// True when no job is queued or running and no idle work is going on.
@@ -211,12 +174,16 @@ impl Backend for ModelWorker {
         &self.name
     }
 
-    fn model(&self) -> &Arc<Model> {
-        &self.model
+    fn n_ctx(&self) -> Option<u32> {
+        Some(self.n_ctx)
     }
 
-    fn n_ctx(&self) -> u32 {
-        self.n_ctx
+    fn tokenizer(&self) -> Option<&Tokenizer> {
+        Some(&self.tokenizer)
+    }
+
+    fn scorer(&self, n_ctx: u32, threads: Option<i32>) -> Result<Scorer, RuntimeError> {
+        Scorer::on(self.model.clone(), n_ctx, threads)
     }
 
     fn submit(&self, req: GenerateRequest) -> Result<TokenStream, RuntimeError> {
@@ -226,7 +193,7 @@ impl Backend for ModelWorker {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         self.has_work.store(true, Ordering::SeqCst);
         match jobs.try_send(Job { req, tx, cancel: cancel.clone() }) {
-            Ok(()) => Ok(TokenStream { rx, cancel }),
+            Ok(()) => Ok(TokenStream::from_channel(rx, cancel)),
             Err(e) => {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
                 Err(match e {
@@ -443,7 +410,8 @@ fn run_job(slot: &mut Slot, reuse: PrefixReuse, job: Job) -> bool {
         return false;
     }
     slot.ctx.set_cancel_flag(sink.cancel.clone());
-    let result = prepare(slot.ctx.model(), slot.ctx.n_ctx(), &job.req).and_then(|prompt| {
+    let tokenizer = Tokenizer::new(slot.ctx.model().clone());
+    let result = tokenizer.prepare(slot.ctx.n_ctx(), &job.req).and_then(|prompt| {
         sink.send(Event::Started { prompt_tokens: prompt.len(), cached_tokens: slot.prefix.reusable(&prompt) });
         let done = speculate::generate(
             &mut slot.ctx,
@@ -475,25 +443,4 @@ fn run_job(slot: &mut Slot, reuse: PrefixReuse, job: Job) -> bool {
     };
     sink.send(event);
     ok
-}
-
-/// Tokenise the prompt and check it fits with its completion.
-pub fn prepare(model: &Model, n_ctx: u32, req: &GenerateRequest) -> Result<Vec<Token>, RuntimeError> {
-    let tokens = match &req.prompt {
-        Prompt::Text(t) => model.tokenize(t, true, true)?,
-        Prompt::Chat(msgs) => model.tokenize_chat(msgs, None)?,
-        Prompt::Tokens(t) => {
-            if let Some(&bad) = t.iter().find(|&&x| !model.contains(x)) {
-                return Err(augur_engine::EngineError::TokenOutOfRange { token: bad, n_vocab: model.n_vocab() }.into());
-            }
-            t.clone()
-        }
-    };
-    if tokens.is_empty() {
-        return Err(RuntimeError::EmptyPrompt);
-    }
-    if tokens.len() + req.max_tokens as usize > n_ctx as usize {
-        return Err(RuntimeError::ContextOverflow { prompt: tokens.len(), max_tokens: req.max_tokens, n_ctx });
-    }
-    Ok(tokens)
 }

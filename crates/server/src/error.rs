@@ -1,8 +1,7 @@
 //! The crate's one error type and its mapping to OpenAI-shaped HTTP errors.
 
-use augur_engine::EngineError;
 use augur_grammar::GrammarError;
-use augur_runtime::RuntimeError;
+use augur_runtime::{grammar_error_kind, ErrorKind, RuntimeError};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -129,58 +128,27 @@ impl ServerError {
     }
 }
 
+/// The one place a runtime error becomes an HTTP status: by whose fault
+/// it is, never by its text.
 fn runtime_shape(e: &RuntimeError) -> ErrorShape {
-    match e {
-        RuntimeError::Engine(e) => engine_shape(e),
-        RuntimeError::QueueFull { .. } => shape(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "queue_full"),
-        RuntimeError::WorkerGone | RuntimeError::LoadFailed(_) => {
-            shape(StatusCode::SERVICE_UNAVAILABLE, SERVER, "model_unavailable")
-        }
-        RuntimeError::ContextOverflow { .. } => ErrorShape {
-            param: Some("max_tokens".into()),
-            ..shape(StatusCode::BAD_REQUEST, INVALID, "context_length_exceeded")
-        },
-        RuntimeError::EmptyPrompt => shape(StatusCode::BAD_REQUEST, INVALID, "empty_prompt"),
-        RuntimeError::InvalidRequest(_) => shape(StatusCode::BAD_REQUEST, INVALID, "invalid_request"),
+    let (status, kind) = match e.kind() {
+        ErrorKind::Client => (StatusCode::BAD_REQUEST, INVALID),
+        ErrorKind::Busy => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
         // Only seen when the client already left; nobody reads it.
-        RuntimeError::Cancelled => shape(StatusCode::REQUEST_TIMEOUT, INVALID, "cancelled"),
-        RuntimeError::Grammar(g) => grammar_shape(g),
-        RuntimeError::GrammarUnavailable(_) => shape(StatusCode::BAD_REQUEST, INVALID, "grammar_unavailable"),
-    }
+        ErrorKind::Cancelled => (StatusCode::REQUEST_TIMEOUT, INVALID),
+        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, SERVER),
+        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, SERVER),
+        ErrorKind::UpstreamFailed => (StatusCode::BAD_GATEWAY, SERVER),
+        ErrorKind::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, SERVER),
+    };
+    ErrorShape { param: e.param().map(str::to_string), ..shape(status, kind, e.code()) }
 }
 
 fn grammar_shape(e: &GrammarError) -> ErrorShape {
-    let code = match e {
-        GrammarError::Invalid(_) => "invalid_grammar",
-        GrammarError::Unsatisfiable => "unsatisfiable_grammar",
-        GrammarError::TooLarge { .. } | GrammarError::TooManyRefs { .. } => "grammar_too_large",
-        GrammarError::Timeout(_) => "grammar_timeout",
-        GrammarError::Vocabulary(_) | GrammarError::Stuck(_) | GrammarError::Internal(_) => {
-            return shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, "grammar_error");
-        }
-    };
-    shape(StatusCode::BAD_REQUEST, INVALID, code)
-}
-
-fn engine_shape(e: &EngineError) -> ErrorShape {
-    match e {
-        EngineError::TokenOutOfRange { .. } => shape(StatusCode::BAD_REQUEST, INVALID, "token_out_of_range"),
-        EngineError::TextTooLong(_) => shape(StatusCode::BAD_REQUEST, INVALID, "prompt_too_long"),
-        EngineError::Template(_) | EngineError::NoTemplate => {
-            shape(StatusCode::BAD_REQUEST, INVALID, "chat_template_error")
-        }
-        EngineError::Nul => shape(StatusCode::BAD_REQUEST, INVALID, "nul_byte"),
-        EngineError::Param { .. } => shape(StatusCode::BAD_REQUEST, INVALID, "invalid_value"),
-        EngineError::KvFull { .. } => shape(StatusCode::BAD_REQUEST, INVALID, "context_length_exceeded"),
-        EngineError::Aborted => shape(StatusCode::REQUEST_TIMEOUT, INVALID, "cancelled"),
-        EngineError::Gguf { .. }
-        | EngineError::Invalid { .. }
-        | EngineError::Override(_)
-        | EngineError::Load { .. }
-        | EngineError::Context { .. }
-        | EngineError::BatchFull { .. }
-        | EngineError::Decode(_)
-        | EngineError::Tokenize(_) => shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, "engine_error"),
+    let code = augur_runtime::grammar_error_code(e);
+    match grammar_error_kind(e) {
+        ErrorKind::Client => shape(StatusCode::BAD_REQUEST, INVALID, code),
+        _ => shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, code),
     }
 }
 
@@ -202,5 +170,35 @@ impl IntoResponse for ServerError {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: RuntimeError) -> u16 {
+        ServerError::Runtime(e).shape().status.as_u16()
+    }
+
+    /// The client's mistakes are 4xx, augur's faults 500, and an upstream's
+    /// failures 502/504, whatever the message says.
+    #[test]
+    fn runtime_errors_map_by_kind() {
+        assert_eq!(status(RuntimeError::EmptyPrompt), 400);
+        let overflow = RuntimeError::ContextOverflow { prompt: 9, max_tokens: 9, n_ctx: 8 };
+        assert_eq!(ServerError::Runtime(overflow).shape().param.as_deref(), Some("max_tokens"));
+        assert_eq!(status(RuntimeError::internal("verification produced no token")), 500);
+        assert_eq!(status(RuntimeError::QueueFull { capacity: 1 }), 429);
+        assert_eq!(status(RuntimeError::WorkerGone), 503);
+        let up = |m: &str| RuntimeError::UpstreamFailed { url: "http://u".into(), message: m.into() };
+        assert_eq!(status(up("HTTP 500")), 502);
+        let gone = RuntimeError::UpstreamUnreachable { url: "http://u".into(), message: "refused".into() };
+        assert_eq!(status(gone), 502);
+        assert_eq!(status(RuntimeError::UpstreamTimeout { url: "http://u".into() }), 504);
+        let refused = RuntimeError::UpstreamRejected { url: "http://u".into(), status: 400, message: "bad".into() };
+        assert_eq!(status(refused), 400);
+        assert_eq!(status(RuntimeError::Grammar(GrammarError::Unsatisfiable)), 400);
+        assert_eq!(status(RuntimeError::Grammar(GrammarError::Stuck("x".into()))), 500);
     }
 }

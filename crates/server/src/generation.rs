@@ -31,15 +31,9 @@ use crate::ServerError;
 /// writing to a closed connection fails, which drops the stream.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
-/// Queue `spec` on the backend and answer it.
-pub async fn respond(state: AppState, spec: GenSpec, arrived: Instant) -> Result<Response, ServerError> {
-    let served = Served::plain(state.backend()?, state.config.model_id.clone());
-    respond_on(state, served, spec, arrived).await
-}
-
 /// Where a request runs and how its response is labelled.
 pub struct Served {
-    pub engine: Engine,
+    pub backend: Arc<dyn Backend>,
     /// The `model` the response names.
     pub model_id: String,
     /// Extra `augur` object in the response (the role and chain).
@@ -48,27 +42,17 @@ pub struct Served {
     pub hold: Option<Box<dyn Send + Sync>>,
 }
 
-pub enum Engine {
-    Local(Arc<dyn Backend>),
-    Remote(Arc<augur_orch::RemoteBackend>),
-}
-
-impl Served {
-    pub fn plain(backend: Arc<dyn Backend>, model_id: String) -> Served {
-        Served { engine: Engine::Local(backend), model_id, augur: None, hold: None }
-    }
-}
-
-/// Answer `spec` on `served`, streamed or in one body.
+/// Answer `spec` on `served`, streamed or in one body. `permit` is the
+/// request's admission, held until the response ends.
 pub async fn respond_on(
     state: AppState,
     served: Served,
     mut spec: GenSpec,
     arrived: Instant,
+    permit: OwnedSemaphorePermit,
 ) -> Result<Response, ServerError> {
-    let permit = state.admit()?;
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let stream = submit(&served.engine, &mut spec, state.config.max_tokens_limit).await?;
+    let stream = submit(served.backend.clone(), &mut spec, state.config.max_tokens_limit).await?;
     let ctx = Ctx::new(&spec, &served);
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     if spec.stream {
@@ -92,7 +76,7 @@ pub async fn generate_once(
     arrived: Instant,
 ) -> Result<Output, ServerError> {
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let stream = submit(&served.engine, spec, state.config.max_tokens_limit).await?;
+    let stream = submit(served.backend.clone(), spec, state.config.max_tokens_limit).await?;
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     let secs = state.config.request_timeout.as_secs();
     timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))?
@@ -103,14 +87,20 @@ pub fn full_response(spec: &GenSpec, served: &Served, out: &Output) -> Response 
     axum::Json(Ctx::new(spec, served).full_body(out)).into_response()
 }
 
-/// A remote server tokenises for itself; a local prompt is prepared here.
-async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenStream, ServerError> {
-    match engine {
-        Engine::Local(backend) => {
-            let req = prepare(backend.clone(), spec, cap).await?;
-            Ok(backend.submit(req)?)
-        }
-        Engine::Remote(remote) => {
+/// Queue `spec` on `backend`: a model with a local vocabulary gets token
+/// ids (prepared here); a remote one gets the text and tokenises for itself.
+async fn submit(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<TokenStream, ServerError> {
+    let req = GenerateRequest {
+        prompt: spec.prompt.clone(),
+        max_tokens: spec.max_tokens.unwrap_or(cap),
+        sampling: spec.sampling.clone(),
+        stop: spec.stop.clone(),
+        spec: spec.spec,
+        constraint: None,
+    };
+    let req = match backend.tokenizer().zip(backend.n_ctx()) {
+        Some(_) => prepare(backend.clone(), spec, req, cap).await?,
+        None => {
             // A compiled constraint is tied to a local vocabulary; refusing
             // beats silently returning unconstrained output.
             if let Some(c) = &spec.structured.constraint {
@@ -119,45 +109,41 @@ async fn submit(engine: &Engine, spec: &mut GenSpec, cap: u32) -> Result<TokenSt
                     format!("`{}` is not supported on remote roles", c.param),
                 ));
             }
-            let req = GenerateRequest {
-                prompt: spec.prompt.clone(),
-                max_tokens: spec.max_tokens.unwrap_or(cap),
-                sampling: spec.sampling.clone(),
-                stop: spec.stop.clone(),
-                spec: spec.spec,
-                constraint: None,
-            };
-            Ok(remote.submit(req)?)
+            req
         }
-    }
+    };
+    Ok(backend.submit(req)?)
 }
 
 /// Compile the constraint, render and tokenise off the async threads, and
 /// check the context, so a bad schema or an oversize request is a 400
 /// before it queues and never occupies the model's worker. The worker then
 /// gets token ids and does not tokenise again.
-async fn prepare(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<GenerateRequest, ServerError> {
-    let mut req = GenerateRequest {
-        prompt: spec.prompt.clone(),
-        max_tokens: spec.max_tokens.unwrap_or(1),
-        sampling: spec.sampling.clone(),
-        stop: spec.stop.clone(),
-        spec: spec.spec,
-        constraint: None,
-    };
+async fn prepare(
+    backend: Arc<dyn Backend>,
+    spec: &GenSpec,
+    mut req: GenerateRequest,
+    cap: u32,
+) -> Result<GenerateRequest, ServerError> {
     let default_max = spec.max_tokens.is_none();
+    if default_max {
+        req.max_tokens = 1;
+    }
     let constraint = spec.structured.constraint.clone();
     let tools = spec.structured.tools.clone();
     tokio::task::spawn_blocking(move || {
+        let (Some(tok), Some(n_ctx)) = (backend.tokenizer(), backend.n_ctx()) else {
+            return Err(ServerError::Internal(format!("{} has no local vocabulary", backend.model_name())));
+        };
         if let Some(c) = &constraint {
             req.constraint = Some(compile(backend.as_ref(), c)?);
         }
         if let Prompt::Chat(msgs) = &req.prompt {
-            req.prompt = Prompt::Tokens(chat_tokens(backend.model(), msgs, tools.as_ref())?);
+            req.prompt = Prompt::Tokens(chat_tokens(tok, msgs, tools.as_ref())?);
         }
-        let tokens = augur_runtime::prepare(backend.model(), backend.n_ctx(), &req)?;
+        let tokens = tok.prepare(n_ctx, &req)?;
         if default_max {
-            let room = (backend.n_ctx() as usize).saturating_sub(tokens.len());
+            let room = (n_ctx as usize).saturating_sub(tokens.len());
             req.max_tokens = u32::try_from(room).unwrap_or(u32::MAX).min(cap).max(1);
         }
         req.prompt = Prompt::Tokens(tokens);

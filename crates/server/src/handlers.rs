@@ -1,8 +1,6 @@
 //! Route handlers.
 
-use std::time::Instant;
-
-use augur_runtime::RuntimeError;
+use augur_runtime::{Backend, Tokenizer};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Number, Value};
 
 use crate::extract::ApiJson;
-use crate::generation::respond;
+use crate::resolve::generate;
 use crate::request::{Endpoint, RawRequest};
 use crate::state::AppState;
 use crate::ServerError;
@@ -24,25 +22,14 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-fn model_object(state: &AppState) -> Value {
-    json!({"id": state.config.model_id, "object": "model", "created": 0, "owned_by": "augur"})
-}
-
 pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
-    if let Some(team) = &state.team {
-        return Json(crate::team::models_json(team));
-    }
-    Json(json!({"object": "list", "data": [model_object(&state)]}))
+    Json(state.resolver.models())
 }
 
 pub async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ServerError> {
-    if let Some(team) = &state.team {
-        let all = crate::team::models_json(team);
-        let found = all["data"].as_array().and_then(|d| d.iter().find(|m| m["id"] == id.as_str())).cloned();
-        return found.map(Json).ok_or(ServerError::ModelNotFound(id));
-    }
-    state.check_model(Some(&id))?;
-    Ok(Json(model_object(&state)))
+    let all = state.resolver.models();
+    let found = all["data"].as_array().and_then(|d| d.iter().find(|m| m["id"] == id.as_str())).cloned();
+    found.map(Json).ok_or(ServerError::ModelNotFound(id))
 }
 
 pub async fn chat_completions(
@@ -59,15 +46,6 @@ pub async fn completions(
     generate(state, raw, Endpoint::Completions).await
 }
 
-async fn generate(state: AppState, raw: RawRequest, endpoint: Endpoint) -> Result<Response, ServerError> {
-    if let Some(team) = state.team.clone() {
-        return crate::team::generate(state, team, raw, endpoint).await;
-    }
-    let arrived = Instant::now();
-    state.check_model(raw.model())?;
-    let spec = raw.into_spec(endpoint, &state.config)?;
-    respond(state, spec, arrived).await
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,10 +70,11 @@ pub async fn tokenize(
     }
     let _permit = state.admit()?;
     let backend = state.backend()?;
-    let tokens = tokio::task::spawn_blocking(move || backend.model().tokenize(&req.content, req.add_special, true))
-        .await
-        .map_err(|e| ServerError::Internal(format!("tokenizer task failed: {e}")))?
-        .map_err(RuntimeError::from)?;
+    let tokens = tokio::task::spawn_blocking(move || {
+        tokenizer_of(backend.as_ref())?.tokenize(&req.content, req.add_special, true).map_err(ServerError::from)
+    })
+    .await
+    .map_err(|e| ServerError::Internal(format!("tokenizer task failed: {e}")))??;
     Ok(Json(json!({"tokens": tokens})))
 }
 
@@ -112,13 +91,14 @@ pub async fn detokenize(
 ) -> Result<Json<Value>, ServerError> {
     state.check_model(req.model.as_deref())?;
     let backend = state.backend()?;
-    let n_vocab = backend.model().n_vocab();
+    let tok = tokenizer_of(backend.as_ref())?;
+    let n_vocab = tok.n_vocab();
     let ids = req
         .tokens
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            t.as_i64().and_then(|v| i32::try_from(v).ok()).filter(|&v| backend.model().contains(v)).ok_or_else(|| {
+            t.as_i64().and_then(|v| i32::try_from(v).ok()).filter(|v| (0..n_vocab).contains(v)).ok_or_else(|| {
                 ServerError::param(
                     format!("tokens[{i}]"),
                     format!("token id {t} is outside the vocabulary (0..{n_vocab})"),
@@ -126,7 +106,14 @@ pub async fn detokenize(
             })
         })
         .collect::<Result<Vec<i32>, _>>()?;
-    Ok(Json(json!({"content": backend.model().detokenize(&ids)})))
+    Ok(Json(json!({"content": tok.detokenize(&ids)?})))
+}
+
+/// A model served elsewhere has no vocabulary here.
+fn tokenizer_of(backend: &dyn Backend) -> Result<&Tokenizer, ServerError> {
+    backend.tokenizer().ok_or_else(|| {
+        ServerError::unsupported("model", format!("{} is served remotely and tokenises for itself", backend.model_name()))
+    })
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -29,6 +29,7 @@ pub mod metrics;
 mod middleware;
 mod prompt;
 mod request;
+pub mod resolve;
 mod state;
 mod structured;
 pub mod team;
@@ -111,10 +112,7 @@ pub async fn serve_on(
     loader: Loader,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let mut state = AppState::new(config);
-    if let Some(t) = team {
-        state = state.with_team(t);
-    }
+    let state = AppState::new(config, team);
     let _load_failed = spawn_loader(state.clone(), loader);
     axum::serve(listener, router(state).into_make_service()).with_graceful_shutdown(stop).await?;
     Ok(())
@@ -125,10 +123,7 @@ async fn serve(config: ServerConfig, team: Option<Arc<team::Team>>, loader: Load
     let listener =
         TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: addr.to_string(), source })?;
     let local = listener.local_addr()?;
-    let mut state = AppState::new(config);
-    if let Some(t) = team {
-        state = state.with_team(t);
-    }
+    let state = AppState::new(config, team);
     tracing::info!("listening on http://{local} (model {} loading)", state.config.model_id);
     let load_failed = spawn_loader(state.clone(), loader);
     let (stop_tx, stop_rx) = oneshot::channel::<Option<ServerError>>();
@@ -184,11 +179,11 @@ fn spawn_loader(state: AppState, loader: Loader) -> oneshot::Receiver<ServerErro
     let (tx, rx) = oneshot::channel();
     tokio::task::spawn_blocking(move || match loader() {
         Ok(backend) => {
-            tracing::info!("model {} ready (context {} tokens)", state.config.model_id, backend.n_ctx());
-            state.set_backend(backend);
-            if let Some(t) = &state.team {
-                t.ready.store(true, std::sync::atomic::Ordering::Release);
+            match backend.n_ctx() {
+                Some(n) => tracing::info!("model {} ready (context {n} tokens)", state.config.model_id),
+                None => tracing::info!("model {} ready", state.config.model_id),
             }
+            state.set_backend(backend);
         }
         Err(e) => {
             tracing::error!("model failed to load: {e}");

@@ -10,21 +10,20 @@
 //! results become `<tool_response>` text in a user turn (consecutive turns
 //! of one role merged, since such templates expect alternation).
 
-use augur_engine::{ChatMessage, Model};
-use augur_sampling::Token;
+use augur_runtime::{ChatMessage, Token, Tokenizer};
 use serde_json::Value;
 
 use crate::ServerError;
 
 /// Render and tokenise `messages` with `tools` (OpenAI's shape).
-pub fn chat_tokens(model: &Model, messages: &[ChatMessage], tools: Option<&Value>) -> Result<Vec<Token>, ServerError> {
+pub fn chat_tokens(tok: &Tokenizer, messages: &[ChatMessage], tools: Option<&Value>) -> Result<Vec<Token>, ServerError> {
     let uses_tools = tools.is_some() || messages.iter().any(|m| m.role == "tool" || m.tool_calls.is_some());
-    let tokens = if !uses_tools || model.chat_renderer().knows_tools() {
-        model.tokenize_chat(messages, tools)
+    let tokens = if !uses_tools || tok.template_reads_tools() {
+        tok.tokenize_chat(messages, tools)
     } else {
-        model.tokenize_chat(&describe_tools(messages, tools), None)
+        tok.tokenize_chat(&describe_tools(messages, tools), None)
     };
-    Ok(tokens.map_err(augur_runtime::RuntimeError::from)?)
+    Ok(tokens?)
 }
 
 /// The conversation with tools, calls and results written as plain text.

@@ -8,7 +8,7 @@
 //! - Fields OpenAI clients commonly send are accepted at their neutral
 //!   value and refused otherwise; unknown fields are refused.
 
-use augur_engine::ChatMessage;
+use augur_runtime::ChatMessage;
 use augur_runtime::{Prompt, SpecMode, SpecOptions};
 use augur_sampling::SamplingParams;
 use serde::Deserialize;

@@ -6,62 +6,60 @@ use augur_runtime::Backend;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
+use crate::resolve::{check_model, Resolver, SingleModel};
+use crate::team::Team;
 use crate::{ServerConfig, ServerError};
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
-    /// Set once, when the model has loaded.
-    backend: Arc<OnceLock<Arc<dyn Backend>>>,
+    /// The loader's backend, set once it has loaded: the one model, or a
+    /// team's default role (for `/tokenize` and `/detokenize`).
+    loaded: Arc<OnceLock<Arc<dyn Backend>>>,
     inflight: Arc<Semaphore>,
-    /// Several models as roles (issue 9); `None` serves the one backend.
-    pub team: Option<Arc<crate::team::Team>>,
+    /// Where generation requests go.
+    pub resolver: Arc<dyn Resolver>,
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig) -> Self {
+    /// A server for one model, or for `team` when there is one.
+    pub fn new(config: ServerConfig, team: Option<Arc<Team>>) -> Self {
         let inflight = Arc::new(Semaphore::new(config.max_inflight));
-        AppState {
-            config: Arc::new(config),
-            metrics: Arc::new(Metrics::default()),
-            backend: Arc::new(OnceLock::new()),
-            inflight,
-            team: None,
-        }
-    }
-
-    pub fn with_team(mut self, team: Arc<crate::team::Team>) -> Self {
-        self.team = Some(team);
-        self
+        let loaded = Arc::new(OnceLock::new());
+        let resolver: Arc<dyn Resolver> = match team {
+            Some(t) => t,
+            None => Arc::new(SingleModel {
+                model_names: config.model_names.clone(),
+                model_id: config.model_id.clone(),
+                loaded: loaded.clone(),
+            }),
+        };
+        AppState { config: Arc::new(config), metrics: Arc::new(Metrics::default()), loaded, inflight, resolver }
     }
 
     pub fn set_backend(&self, backend: Arc<dyn Backend>) {
         // Only the loader calls this, once.
-        let _ = self.backend.set(backend);
+        let _ = self.loaded.set(backend);
     }
 
     pub fn backend(&self) -> Result<Arc<dyn Backend>, ServerError> {
-        self.backend.get().cloned().ok_or(ServerError::Loading)
+        self.loaded.get().cloned().ok_or(ServerError::Loading)
     }
 
+    /// Ready once the loader has finished (a team's hot models included).
     pub fn is_ready(&self) -> bool {
-        match &self.team {
-            Some(t) => t.is_ready(),
-            None => self.backend.get().is_some(),
-        }
+        self.loaded.get().is_some()
     }
 
-    /// A slot for one expensive request; held until its response ends.
+    /// The one admission: a slot for one expensive request, held until its
+    /// response ends (a stream's last byte).
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, ServerError> {
         self.inflight.clone().try_acquire_owned().map_err(|_| ServerError::Busy(self.config.max_inflight))
     }
 
     /// Refuse requests for a model this server does not serve.
     pub fn check_model(&self, requested: Option<&str>) -> Result<(), ServerError> {
-        match requested {
-            Some(m) if !self.config.model_names.iter().any(|n| n == m) => Err(ServerError::ModelNotFound(m.into())),
-            _ => Ok(()),
-        }
+        check_model(&self.config.model_names, requested)
     }
 }

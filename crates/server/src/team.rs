@@ -1,24 +1,19 @@
-//! Serving a team of roles: route each request, run it on its role's
-//! backend, check the answer and escalate along the role's chain.
-//!
-//! Streamed requests run on their first role only: once tokens have gone
-//! out, a later role's answer cannot replace them.
+//! Serving a team of roles: route each request to a role and its
+//! escalation chain, and lease each role's backend from the registry. The
+//! run, the checks and the escalation are `resolve::generate`'s, the same
+//! path a single model's requests take.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
-use augur_orch::escalate::{check_answer, Checks, Failure};
 use augur_orch::registry::Registry;
-use augur_orch::{BackendSpec, Classify, Decision, OrchError, RouteInput, Router, Target, TeamConfig};
+use augur_orch::{BackendSpec, Classify, Decision, OrchError, RouteInput, Router, TeamConfig};
 use augur_runtime::RuntimeError;
-use axum::http::HeaderValue;
-use axum::response::Response;
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::generation::{full_response, generate_once, respond_on, Engine, Served};
-use crate::request::{Endpoint, RawRequest, RoleDefaults};
-use crate::state::AppState;
+use crate::generation::Served;
+use crate::request::{RawRequest, RoleDefaults};
+use crate::resolve::{Escalation, Resolver, Route, RoleShape, Step};
 use crate::ServerError;
 
 pub struct Team {
@@ -26,21 +21,15 @@ pub struct Team {
     pub registry: Registry,
     /// Set once the front door model has loaded.
     pub classifier: OnceLock<Arc<dyn Classify>>,
-    /// Hot models loaded.
-    pub ready: AtomicBool,
 }
 
 impl Team {
     pub fn new(cfg: Arc<TeamConfig>, registry: Registry) -> Team {
-        Team { cfg, registry, classifier: OnceLock::new(), ready: AtomicBool::new(false) }
+        Team { cfg, registry, classifier: OnceLock::new() }
     }
 
     pub fn router(&self) -> Router {
         Router::new(self.cfg.clone(), self.classifier.get().cloned())
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
     }
 }
 
@@ -55,108 +44,69 @@ impl From<OrchError> for ServerError {
     }
 }
 
-/// Route, run, check, escalate.
-pub async fn generate(
-    state: AppState,
-    team: Arc<Team>,
-    mut raw: RawRequest,
-    endpoint: Endpoint,
-) -> Result<Response, ServerError> {
-    let arrived = Instant::now();
-    let want_json = raw.take_json_format();
-    let decision = route(&team, &raw).await?;
-    let mut failures: Vec<Value> = Vec::new();
-    let _permit = state.admit()?;
-    for (i, role) in decision.chain.iter().enumerate() {
-        let mut spec = role_request(&team.cfg, role, &raw).into_spec(endpoint, &state.config)?;
-        let served = serve(&team, role, &decision, &failures).await?;
-        if spec.stream {
-            return Ok(labelled(respond_on(state.clone(), served, spec, arrived).await?, role));
-        }
-        let out = generate_once(&state, &served, &mut spec, arrived).await?;
-        let gate = team.cfg.roles.get(role).and_then(|r| r.gate.as_deref());
-        let failed = check_answer(&out.text, out.done.finish_reason, &Checks { want_json, gate });
-        match failed {
-            Some(f) if i + 1 < decision.chain.len() => failures.push(failure_json(role, &f)),
-            _ => {
-                let served = Served { augur: Some(augur_json(role, &decision, &failures, failed.as_ref())), ..served };
-                return Ok(labelled(full_response(&spec, &served, &out), role));
-            }
-        }
+impl Resolver for Team {
+    fn models(&self) -> Value {
+        models_json(self)
     }
-    Err(ServerError::Internal("empty escalation chain".into()))
+
+    fn resolve<'a>(&'a self, raw: &'a mut RawRequest) -> BoxFuture<'a, Result<Route, ServerError>> {
+        Box::pin(async move {
+            let want_json = raw.take_json_format();
+            let d = route(self, raw).await?;
+            let steps = d.chain.iter().map(|role| self.step(role)).collect();
+            let escalation = Escalation { routed_by: json!(d.by), why: d.why, want_json };
+            Ok(Route { steps, escalation: Some(escalation) })
+        })
+    }
+
+    fn acquire<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<Served, ServerError>> {
+        Box::pin(async move {
+            let lease = self.registry.acquire_role(&step.name).await?;
+            let backend = lease.backend().clone();
+            Ok(Served { backend, model_id: step.model_id.clone(), augur: None, hold: Some(Box::new(lease)) })
+        })
+    }
+}
+
+impl Team {
+    /// How `role` runs a request: its defaults, system prompt and (on a
+    /// local model) speculation settings, and its gate.
+    fn step(&self, role: &str) -> Step {
+        let spec = self.cfg.roles.get(role);
+        let model_id = match spec.map(|r| (&r.backend, &r.model)) {
+            Some((BackendSpec::OpenAi(remote), _)) => remote.model.clone(),
+            Some((BackendSpec::Local, Some(m))) => m.clone(),
+            _ => role.to_string(),
+        };
+        let shape = spec.map(|r| {
+            let d = &r.defaults;
+            RoleShape {
+                defaults: RoleDefaults {
+                    temperature: d.temperature,
+                    top_p: d.top_p,
+                    top_k: d.top_k,
+                    min_p: d.min_p,
+                    max_tokens: d.max_tokens,
+                },
+                system_prompt: r.system_prompt.clone(),
+                spec: (r.backend == BackendSpec::Local).then_some((r.accel.spec, r.accel.spec_max)),
+            }
+        });
+        let gate = spec.and_then(|r| r.gate.clone());
+        Step { name: role.to_string(), model_id, shape, gate }
+    }
 }
 
 /// The classifier decodes, so routing runs on a blocking thread.
-async fn route(team: &Arc<Team>, raw: &RawRequest) -> Result<Decision, ServerError> {
+async fn route(team: &Team, raw: &RawRequest) -> Result<Decision, ServerError> {
     let text = raw.routing_text();
     let model = raw.model().map(str::to_string);
-    let team = team.clone();
+    let router = team.router();
     let decision =
-        tokio::task::spawn_blocking(move || team.router().decide(RouteInput { model: model.as_deref(), text: &text }))
+        tokio::task::spawn_blocking(move || router.decide(RouteInput { model: model.as_deref(), text: &text }))
             .await
             .map_err(|e| ServerError::Internal(format!("routing task failed: {e}")))??;
     Ok(decision)
-}
-
-/// The request as `role` runs it: its defaults, system prompt and speculation.
-fn role_request(cfg: &TeamConfig, role: &str, raw: &RawRequest) -> RawRequest {
-    let mut r = raw.clone();
-    r.set_model(None);
-    if let Some(spec) = cfg.roles.get(role) {
-        let d = &spec.defaults;
-        let defaults = RoleDefaults {
-            temperature: d.temperature,
-            top_p: d.top_p,
-            top_k: d.top_k,
-            min_p: d.min_p,
-            max_tokens: d.max_tokens,
-        };
-        r.apply_role(&defaults, spec.system_prompt.as_deref());
-        if spec.backend == BackendSpec::Local {
-            r.apply_spec(spec.accel.spec, spec.accel.spec_max);
-        }
-    }
-    r
-}
-
-async fn serve(team: &Team, role: &str, d: &Decision, failures: &[Value]) -> Result<Served, ServerError> {
-    let model_id = match team.cfg.roles.get(role).map(|r| (&r.backend, &r.model)) {
-        Some((BackendSpec::OpenAi(spec), _)) => spec.model.clone(),
-        Some((BackendSpec::Local, Some(m))) => m.clone(),
-        _ => role.to_string(),
-    };
-    let augur = Some(augur_json(role, d, failures, None));
-    Ok(match team.registry.acquire_role(role).await? {
-        Target::Local(lease) => {
-            let engine = Engine::Local(lease.backend().clone());
-            Served { engine, model_id, augur, hold: Some(Box::new(lease)) }
-        }
-        Target::Remote(r) => Served { engine: Engine::Remote(r), model_id, augur, hold: None },
-    })
-}
-
-fn failure_json(role: &str, f: &Failure) -> Value {
-    json!({"role": role, "failed": f})
-}
-
-/// `"augur": {"role", "chain", "routed_by", "why", "escalations"}`: the
-/// chain lists the roles actually tried, in order.
-fn augur_json(role: &str, d: &Decision, failures: &[Value], last: Option<&Failure>) -> Value {
-    let mut chain: Vec<&str> = failures.iter().filter_map(|f| f["role"].as_str()).collect();
-    chain.push(role);
-    let mut v = json!({"role": role, "chain": chain, "routed_by": d.by, "why": d.why, "escalations": failures});
-    if let Some(f) = last {
-        v["unresolved"] = json!(f);
-    }
-    v
-}
-
-fn labelled(mut resp: Response, role: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(role) {
-        resp.headers_mut().insert("x-augur-role", v);
-    }
-    resp
 }
 
 /// `/v1/models` for a team: every role (with its model's state), every

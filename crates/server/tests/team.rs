@@ -38,16 +38,20 @@ fn team(text: &str, budget: u64) -> Arc<Team> {
 }
 
 async fn start(text: &str, budget: u64) -> Running {
+    start_with(text, budget, ServerOptions::default()).await
+}
+
+async fn start_with(text: &str, budget: u64, opts: ServerOptions) -> Running {
     let team = team(text, budget);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let config = ServerOptions::default().resolve("auto").expect("server config");
+    let config = opts.resolve("auto").expect("server config");
     let t = team.clone();
     let rt = tokio::runtime::Handle::current();
     let loader = move || -> Result<Arc<dyn Backend>, String> {
         rt.block_on(t.registry.load_hot()).map_err(|e| e.to_string())?;
         let lease = rt.block_on(t.registry.acquire_role(&t.cfg.routing.default)).map_err(|e| e.to_string())?;
-        lease.local().cloned().ok_or_else(|| "default role is remote".to_string())
+        Ok(lease.backend().clone())
     };
     let (tx, rx) = oneshot::channel::<()>();
     let stop = async move {
@@ -80,6 +84,21 @@ async fn get(base: &str, path: &str) -> Value {
     tokio::task::spawn_blocking(move || ureq::get(&url).call().expect("get").into_json::<Value>().expect("json"))
         .await
         .expect("task")
+}
+
+/// POST a streamed chat request; (status, the SSE body).
+async fn chat_stream(base: &str, body: Value) -> (u16, String) {
+    let url = format!("{base}/v1/chat/completions");
+    tokio::task::spawn_blocking(move || {
+        let resp = match ureq::post(&url).set("Content-Type", "application/json").send_string(&body.to_string()) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        (resp.status(), resp.into_string().expect("body"))
+    })
+    .await
+    .expect("request task")
 }
 
 fn content(v: &Value) -> &str {
@@ -197,4 +216,47 @@ default = "first"
     assert_eq!(v["augur"]["escalations"][0]["failed"]["check"], "invalid_json", "{v}");
     let text = content(&v).trim().trim_start_matches("```json").trim_end_matches("```");
     serde_json::from_str::<Value>(text.trim()).expect("the second role's answer is JSON");
+}
+
+const ONE_HOT: &str = "[models.small]\nsource = \"gemma-3-270m\"\nresidency = \"hot\"\n[roles.chat]\nmodel = \"small\"\n";
+
+/// A streamed team request used to take two admission slots (the team's
+/// and the stream's), so `--max-inflight 1` answered it 429 while nothing
+/// else ran. Admission is one slot per request now, whatever the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_team_request_takes_one_admission_slot() {
+    let opts = ServerOptions { max_inflight: Some(1), ..ServerOptions::default() };
+    let s = start_with(ONE_HOT, u64::MAX, opts).await;
+    let ask = |stream: bool| {
+        json!({"model": "chat", "messages": [{"role": "user", "content": "Say hi."}],
+               "max_tokens": 8, "temperature": 0, "stream": stream})
+    };
+    for i in 0..3 {
+        let (code, sse) = chat_stream(&s.base, ask(true)).await;
+        assert_eq!(code, 200, "streamed request {i}: {sse}");
+        assert!(sse.contains("\"content\""), "streamed request {i} carries content: {sse}");
+        assert!(sse.trim_end().ends_with("data: [DONE]"), "streamed request {i} ends: {sse}");
+    }
+    let (code, _, v) = chat(&s.base, ask(false)).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(!content(&v).is_empty(), "{v}");
+}
+
+/// An upstream that cannot be reached is the upstream's failure (502), not
+/// a model that failed to load, and the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_remote_role_is_a_bad_gateway() {
+    // A port nothing listens on: bind one, then let it go.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let cfg = format!(
+        "{ONE_HOT}[roles.far]\nbackend = {{ type = \"openai\", base_url = \"http://{dead}/v1\", model = \"x\" }}\n\
+         [routing]\ndefault = \"chat\"\n"
+    );
+    let s = start(&cfg, u64::MAX).await;
+    let body = json!({"model": "far", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4});
+    let (code, _, v) = chat(&s.base, body).await;
+    assert_eq!(code, 502, "{v}");
+    assert_eq!(v["error"]["type"], "server_error", "{v}");
+    let ok = json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
+    assert_eq!(chat(&s.base, ok).await.0, 200);
 }
