@@ -67,13 +67,13 @@ impl<'m> SeqState<'m> {
         }
     }
 
-    /// Commit the accepted draft and the target's `next` token; returns
-    /// where the new tokens start in `history`.
-    fn commit(&mut self, next: Token) -> usize {
+    /// Commit the accepted draft (`accepted` tokens, in `self.accepted`)
+    /// and the target's `next` token; returns where they start in `history`.
+    fn commit(&mut self, accepted: usize, next: Token) -> usize {
         let new_from = self.history.len();
         self.history.extend_from_slice(&self.accepted);
         self.history.push(next);
-        self.n_kv += self.accepted.len() + 1;
+        self.n_kv += accepted + 1;
         new_from
     }
 
@@ -169,7 +169,7 @@ fn step(
     let outcome = StepOutcome { source: plan.source, drafted: checked.drafted, accepted: verdict.accepted };
     spec.observe(&outcome);
     seq.stats.record(plan.source, checked.drafted, verdict.accepted, tree);
-    let new_from = seq.commit(verdict.next);
+    let new_from = seq.commit(verdict.accepted, verdict.next);
     spec.observe_committed(&seq.history[new_from..]);
     seq.finish = seq.em.accept(&seq.history[new_from..], sink);
     Ok(())
