@@ -81,7 +81,7 @@ impl DraftModel {
     fn draft(&mut self, history: &[Token], max_len: usize, out: &mut Draft) -> Result<(), RuntimeError> {
         let mut last = self.sync(history)?;
         while out.len() < max_len {
-            let logits = self.ctx.logits(last).ok_or(RuntimeError::InvalidRequest("draft logits".into()))?;
+            let logits = self.ctx.logits(last).ok_or_else(|| RuntimeError::internal("draft logits"))?;
             let (token, p) = top_with_prob(logits);
             if p < self.min_confidence {
                 break;

@@ -1,5 +1,6 @@
 //! Pieces of the generation loop: prefill, and the emitter that turns
-//! accepted tokens into streamed text. The loop itself is in `speculate`.
+//! accepted tokens into streamed text. The loop itself is in
+//! `speculate::driver`.
 
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ pub fn prefill(ctx: &mut Context, batch: &mut Batch, tokens: &[Token], start: us
 }
 
 pub(crate) fn pos(p: usize) -> Result<i32, RuntimeError> {
-    i32::try_from(p).map_err(|_| RuntimeError::InvalidRequest(format!("position {p} overflows")))
+    i32::try_from(p).map_err(|_| RuntimeError::internal(format!("position {p} overflows")))
 }
 
 /// Turns accepted tokens into streamed text: detokenises, applies stop

@@ -9,6 +9,9 @@ use augur_engine::ChatMessage;
 use augur_sampling::{SamplingParams, Token};
 use serde::{Deserialize, Serialize};
 
+pub use crate::speculate::settings::SpecMode;
+use crate::speculate::stats::SpecStats;
+
 /// The input of a generation.
 #[derive(Debug, Clone)]
 pub enum Prompt {
@@ -18,23 +21,6 @@ pub enum Prompt {
     Chat(Vec<ChatMessage>),
     /// Pre-tokenised input.
     Tokens(Vec<Token>),
-}
-
-/// Which draft sources speculation may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpecMode {
-    /// Plain decoding.
-    #[default]
-    Off,
-    /// Prompt lookup (n-gram matches in prompt and output).
-    Lookup,
-    /// The draft model.
-    Draft,
-    /// Suffix trees over the request and earlier outputs.
-    Suffix,
-    /// The cascade: every available source, chosen by the cost model.
-    Auto,
 }
 
 /// Per-request speculation settings; `None` takes the worker's default.
@@ -148,7 +134,7 @@ pub struct Completion {
     #[serde(skip)]
     pub tokens: Vec<Token>,
     /// What speculation did.
-    pub spec: crate::speculate::SpecStats,
+    pub spec: SpecStats,
 }
 
 /// What a token stream carries.
