@@ -10,6 +10,8 @@
 //! with `bench load`; documents are rendered from stored runs by
 //! [`template`].
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod compare;
 pub mod config;

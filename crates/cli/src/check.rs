@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use augur_runtime::{ChatMessage, ModelParams, Scorer};
 use augur_gguf::MetaOverride;
+use augur_runtime::{ChatMessage, ModelParams, Scorer};
 use augur_store::Store;
 use clap::Args;
 

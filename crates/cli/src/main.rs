@@ -1,5 +1,7 @@
 //! The `augur` command.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod check;
 mod models;

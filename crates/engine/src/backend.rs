@@ -29,6 +29,8 @@ fn echo_enabled() -> bool {
     *ECHO.get_or_init(|| std::env::var_os("AUGUR_LLAMA_LOG").is_some_and(|v| v == "1"))
 }
 
+// SAFETY: llama.cpp calls this with a NUL-terminated string or null, from
+// any thread; it reads only that string and thread-safe state.
 unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
     if text.is_null() {
         return;

@@ -110,6 +110,9 @@ impl Drop for Context {
     }
 }
 
+// SAFETY: llama.cpp calls this with the `data` pointer given alongside it
+// in `set_cancel_flag`, which is always an `AtomicBool` kept alive by the
+// Context; it is never called after `llama_free`.
 unsafe extern "C" fn abort_callback(data: *mut std::ffi::c_void) -> bool {
     // SAFETY: data points at the AtomicBool owned by the Context's Arc, which
     // outlives the llama.cpp context (it is dropped after llama_free).

@@ -24,6 +24,8 @@
 //! `HeaderError`, `ModelError` and `OverrideError` are what the three stages
 //! return.
 
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod hostile;
 mod overrides;

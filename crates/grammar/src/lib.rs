@@ -6,6 +6,8 @@
 //! gives each request a [`Constraint`], which the generation loop asks
 //! which tokens are allowed and tells which one was chosen.
 
+#![forbid(unsafe_code)]
+
 mod constraint;
 mod engine;
 mod spec;

@@ -11,6 +11,8 @@
 //! - [`escalate`]: the checks an answer must pass before the next role in
 //!   the chain is tried.
 
+#![forbid(unsafe_code)]
+
 pub mod classify;
 pub mod config;
 mod error;

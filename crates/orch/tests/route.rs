@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use augur_runtime::ModelParams;
 use augur_orch::classify::ModelClassifier;
 use augur_orch::{Classify, DecidedBy, RouteInput, Router};
+use augur_runtime::ModelParams;
 
 use DecidedBy::{Classifier, Default, Hint, Named, Rule};
 

@@ -6,6 +6,8 @@
 //! is fsynced, renamed over the target, and then the directory is fsynced so
 //! the rename itself is on disk.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

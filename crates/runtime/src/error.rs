@@ -147,9 +147,7 @@ fn engine_code(e: &EngineError) -> &'static str {
         E::Param { .. } => "invalid_value",
         E::KvFull { .. } => "context_length_exceeded",
         E::Aborted => "cancelled",
-        E::Gguf { .. } | E::Invalid { .. } | E::Override(_) | E::Load { .. } | E::Context { .. } => {
-            "model_unavailable"
-        }
+        E::Gguf { .. } | E::Invalid { .. } | E::Override(_) | E::Load { .. } | E::Context { .. } => "model_unavailable",
         E::BatchFull { .. } | E::Decode(_) | E::Tokenize(_) => "engine_error",
     }
 }

@@ -3,6 +3,8 @@
 //! Callers (CLI, server, bench) see only the [`Backend`] trait: submit a
 //! [`GenerateRequest`], read a [`TokenStream`] of [`Event`]s.
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod calibrate;
 mod draft;
@@ -17,15 +19,15 @@ pub mod stop;
 mod text;
 mod worker;
 
+pub use backend::{Backend, TokenStream};
 pub use calibrate::{invariant_batch, machine_id};
 pub use error::{grammar_code as grammar_error_code, grammar_kind as grammar_error_kind, ErrorKind, RuntimeError};
 pub use prefix::PrefixCache;
+pub use probe::Scorer;
 pub use request::{
     tokens_per_sec, Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage,
 };
 pub use speculate::{DraftPolicy, SpecSettings, SpecStats, SuffixTuning};
-pub use backend::{Backend, TokenStream};
-pub use probe::Scorer;
 pub use text::Tokenizer;
 pub use worker::{DraftConfig, ModelWorker, PrefixReuse, WorkerConfig};
 

@@ -50,7 +50,11 @@ impl Scorer {
             return Err(RuntimeError::InvalidRequest("nothing to score".into()));
         };
         if pos + tokens.len() > self.ctx.n_ctx() as usize {
-            return Err(RuntimeError::ContextOverflow { prompt: pos + tokens.len(), max_tokens: 0, n_ctx: self.n_ctx() });
+            return Err(RuntimeError::ContextOverflow {
+                prompt: pos + tokens.len(),
+                max_tokens: 0,
+                n_ctx: self.n_ctx(),
+            });
         }
         self.tokenizer.check(tokens)?;
         self.batch.clear();

@@ -20,8 +20,8 @@ use crate::grammar::LazyGrammar;
 use crate::prefix::PrefixCache;
 use crate::probe::Scorer;
 use crate::request::{Event, GenerateRequest, SpecMode};
-use crate::text::Tokenizer;
 use crate::speculate::{self, SpecSettings, Speculator};
+use crate::text::Tokenizer;
 use crate::RuntimeError;
 
 #[derive(Debug, Clone)]

@@ -25,6 +25,8 @@
 //! sampled from its residual against a draft distribution
 //! ([`Dist::sample_residual`]).
 
+#![forbid(unsafe_code)]
+
 use std::cmp::Ordering;
 
 use rand::{Rng, SeedableRng};

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Number, Value};
 
 use crate::extract::ApiJson;
-use crate::resolve::generate;
 use crate::request::{Endpoint, RawRequest};
+use crate::resolve::generate;
 use crate::state::AppState;
 use crate::ServerError;
 
@@ -45,7 +45,6 @@ pub async fn completions(
 ) -> Result<Response, ServerError> {
     generate(state, raw, Endpoint::Completions).await
 }
-
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +111,10 @@ pub async fn detokenize(
 /// A model served elsewhere has no vocabulary here.
 fn tokenizer_of(backend: &dyn Backend) -> Result<&Tokenizer, ServerError> {
     backend.tokenizer().ok_or_else(|| {
-        ServerError::unsupported("model", format!("{} is served remotely and tokenises for itself", backend.model_name()))
+        ServerError::unsupported(
+            "model",
+            format!("{} is served remotely and tokenises for itself", backend.model_name()),
+        )
     })
 }
 

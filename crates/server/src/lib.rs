@@ -20,6 +20,8 @@
 //! - Prompts are tokenised and checked against the context before they
 //!   queue; nothing is ever truncated.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod extract;

@@ -16,7 +16,11 @@ use serde_json::Value;
 use crate::ServerError;
 
 /// Render and tokenise `messages` with `tools` (OpenAI's shape).
-pub fn chat_tokens(tok: &Tokenizer, messages: &[ChatMessage], tools: Option<&Value>) -> Result<Vec<Token>, ServerError> {
+pub fn chat_tokens(
+    tok: &Tokenizer,
+    messages: &[ChatMessage],
+    tools: Option<&Value>,
+) -> Result<Vec<Token>, ServerError> {
     let uses_tools = tools.is_some() || messages.iter().any(|m| m.role == "tool" || m.tool_calls.is_some());
     let tokens = if !uses_tools || tok.template_reads_tools() {
         tok.tokenize_chat(messages, tools)

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::generation::Served;
 use crate::request::{RawRequest, RoleDefaults};
-use crate::resolve::{Escalation, Resolver, Route, RoleShape, Step};
+use crate::resolve::{Escalation, Resolver, RoleShape, Route, Step};
 use crate::ServerError;
 
 pub struct Team {

@@ -218,7 +218,8 @@ default = "first"
     serde_json::from_str::<Value>(text.trim()).expect("the second role's answer is JSON");
 }
 
-const ONE_HOT: &str = "[models.small]\nsource = \"gemma-3-270m\"\nresidency = \"hot\"\n[roles.chat]\nmodel = \"small\"\n";
+const ONE_HOT: &str =
+    "[models.small]\nsource = \"gemma-3-270m\"\nresidency = \"hot\"\n[roles.chat]\nmodel = \"small\"\n";
 
 /// A streamed team request used to take two admission slots (the team's
 /// and the stream's), so `--max-inflight 1` answered it 429 while nothing

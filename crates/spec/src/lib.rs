@@ -30,6 +30,8 @@
 //! assert_eq!((v.accepted, v.next), (2, 0));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod cost;
 pub mod curve;
 pub mod drafter;

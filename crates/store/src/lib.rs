@@ -7,6 +7,8 @@
 //! Hugging Face hub. Every file is header-checked by `augur-gguf` before it
 //! lands, and lands atomically: a failed pull leaves nothing behind.
 
+#![forbid(unsafe_code)]
+
 mod catalogue;
 mod error;
 mod hashing;

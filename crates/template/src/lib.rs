@@ -53,6 +53,8 @@
 //!   use Rust's shortest form, and `strftime_now` uses UTC and supports
 //!   `%Y %y %m %d %-d %B %b %A %a %H %M %S %%`.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod filters;
 mod fold;
