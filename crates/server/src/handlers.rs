@@ -27,9 +27,7 @@ pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
 }
 
 pub async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ServerError> {
-    let all = state.resolver.models();
-    let found = all["data"].as_array().and_then(|d| d.iter().find(|m| m["id"] == id.as_str())).cloned();
-    found.map(Json).ok_or(ServerError::ModelNotFound(id))
+    state.resolver.model(&id).map(Json).ok_or(ServerError::ModelNotFound(id))
 }
 
 pub async fn chat_completions(

@@ -21,6 +21,11 @@ use crate::ServerError;
 pub trait Resolver: Send + Sync {
     /// `/v1/models`.
     fn models(&self) -> Value;
+    /// `/v1/models/{id}`.
+    fn model(&self, id: &str) -> Option<Value> {
+        let all = self.models();
+        all["data"].as_array().and_then(|d| d.iter().find(|m| m["id"] == id)).cloned()
+    }
     /// The backends to try for `raw`, in order. May rewrite the request
     /// (a team checks a JSON answer itself rather than constraining it).
     fn resolve<'a>(&'a self, raw: &'a mut RawRequest) -> BoxFuture<'a, Result<Route, ServerError>>;
@@ -86,6 +91,12 @@ pub struct SingleModel {
 impl Resolver for SingleModel {
     fn models(&self) -> Value {
         json!({"object": "list", "data": [model_object(&self.model_id)]})
+    }
+
+    /// Any name the model is served under (its alias, or the name it was
+    /// loaded by) finds it.
+    fn model(&self, id: &str) -> Option<Value> {
+        self.model_names.iter().any(|n| n == id).then(|| model_object(&self.model_id))
     }
 
     fn resolve<'a>(&'a self, raw: &'a mut RawRequest) -> BoxFuture<'a, Result<Route, ServerError>> {
