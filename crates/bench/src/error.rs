@@ -23,8 +23,9 @@ pub enum BenchError {
     Runtime(#[from] augur_runtime::RuntimeError),
     #[error(transparent)]
     Store(#[from] augur_store::StoreError),
-    #[error("endpoint {url}: {message}")]
-    Http { url: String, message: String },
+    /// An OpenAI-compatible endpoint failed or refused a request.
+    #[error("endpoint {0}")]
+    Endpoint(#[source] augur_openai::OpenAiError),
     #[error("{path}: line {line}: {source}")]
     Json {
         path: PathBuf,

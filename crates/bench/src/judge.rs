@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use augur_engine::ChatMessage;
+use augur_runtime::ChatMessage;
 
 use crate::store::Row;
 use crate::suite::BenchPrompt;

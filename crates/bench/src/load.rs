@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use augur_engine::ChatMessage;
+use augur_runtime::ChatMessage;
 
 use crate::config::TargetConfig;
 use crate::error::{BenchError, Result};

@@ -218,7 +218,7 @@ fn load_groups(targets: &[TargetConfig]) -> Vec<Vec<&TargetConfig>> {
     groups
 }
 
-fn request<'a>(plan: &Plan, p: &BenchPrompt, messages: &'a [augur_engine::ChatMessage]) -> Request<'a> {
+fn request<'a>(plan: &Plan, p: &BenchPrompt, messages: &'a [augur_runtime::ChatMessage]) -> Request<'a> {
     Request { messages, max_tokens: p.max_tokens, temperature: plan.temperature, seed: plan.seed, spec: None }
 }
 

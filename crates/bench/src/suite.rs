@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use augur_engine::ChatMessage;
+use augur_runtime::ChatMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BenchError, Result};

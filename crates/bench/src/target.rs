@@ -1,16 +1,17 @@
 //! The two kinds of target, measured by the same client-side clock.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use augur_engine::{ChatMessage, ContextParams, ModelParams};
 use augur_gguf::MetaOverride;
-use augur_runtime::WorkerConfig;
-use augur_runtime::{Backend, DraftConfig, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecSettings};
+use augur_openai::{Client, Message, OpenAiError, Request as OpenAiRequest, Sampling, StreamEvent};
+use augur_runtime::{
+    Backend, ChatMessage, ContextParams, DraftConfig, Event, GenerateRequest, ModelParams, ModelWorker, Prompt,
+    SpecMode, SpecSettings, WorkerConfig,
+};
 use augur_sampling::SamplingParams;
 use augur_store::Store;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::config::TargetConfig;
 use crate::error::{BenchError, Result};
@@ -223,80 +224,59 @@ fn sampling(req: &Request) -> SamplingParams {
 
 /// An OpenAI-compatible server, driven with streaming chat completions.
 pub struct Endpoint {
-    url: String,
     model: String,
-    agent: ureq::Agent,
+    client: Client,
 }
 
 impl Endpoint {
     pub fn new(base: &str, model: &str) -> Endpoint {
         // A stalled server fails the prompt instead of hanging the run.
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(300))
-            .build();
-        Endpoint { url: chat_url(base), model: model.into(), agent }
+        Endpoint { model: model.into(), client: Client::new(base, Duration::from_secs(300)) }
     }
 
-    fn http_err(&self, message: impl std::fmt::Display) -> BenchError {
-        BenchError::Http { url: self.url.clone(), message: message.to_string() }
+    fn request(&self, req: &Request) -> OpenAiRequest {
+        let messages = req.messages.iter().map(|m| Message::new(m.role.clone(), m.content.clone())).collect();
+        let sampling = Sampling { temperature: Some(req.temperature), seed: Some(req.seed), ..Sampling::default() };
+        // An augur server takes the per-request speculation settings too.
+        let augur = req.spec.map(|s| json!({"spec": {"mode": s.mode, "max": s.max}}));
+        OpenAiRequest { sampling, augur, ..OpenAiRequest::chat(self.model.clone(), messages, req.max_tokens) }
     }
+}
 
-    /// A 429 becomes `Busy` with the server's Retry-After, so a client
-    /// can tell "come back later" from a failure.
-    fn refused(&self, e: ureq::Error) -> BenchError {
-        match e {
-            ureq::Error::Status(429, resp) => {
-                BenchError::Busy { url: self.url.clone(), retry_after: retry_after(resp.header("Retry-After")) }
-            }
-            other => self.http_err(other),
+/// A 429 becomes `Busy` with the server's Retry-After (one second when it
+/// sent none), so a client can tell "come back later" from a failure.
+fn endpoint_error(e: OpenAiError) -> BenchError {
+    match e {
+        OpenAiError::RateLimited { url, retry_after } => {
+            BenchError::Busy { url, retry_after: retry_after.unwrap_or(Duration::from_secs(1)) }
         }
-    }
-}
-
-/// Retry-After in whole seconds; absent or an HTTP date (which no server
-/// here sends) means one second.
-fn retry_after(header: Option<&str>) -> Duration {
-    Duration::from_secs(header.and_then(|v| v.trim().parse().ok()).unwrap_or(1))
-}
-
-/// Accept a server root, a `/v1` base or the full path.
-pub fn chat_url(base: &str) -> String {
-    let b = base.trim_end_matches('/');
-    if b.ends_with("/chat/completions") {
-        b.into()
-    } else if b.ends_with("/v1") {
-        format!("{b}/chat/completions")
-    } else {
-        format!("{b}/v1/chat/completions")
+        other => BenchError::Endpoint(other),
     }
 }
 
 impl Target for Endpoint {
     fn generate(&self, req: &Request) -> Result<Generation> {
-        let messages: Vec<Value> = req.messages.iter().map(|m| json!({"role": m.role, "content": m.content})).collect();
-        let body = json!({
-            "model": self.model, "messages": messages, "max_tokens": req.max_tokens,
-            "temperature": req.temperature, "seed": req.seed, "stream": true,
-            "stream_options": {"include_usage": true},
-        });
         let mut clock = Clock::start();
-        let resp = self
-            .agent
-            .post(&self.url)
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string())
-            .map_err(|e| self.refused(e))?;
+        let events = self.client.stream(&self.request(req)).map_err(endpoint_error)?;
         let mut g = Generation::default();
         let mut chunks = 0usize;
-        for line in std::io::BufReader::new(resp.into_reader()).lines() {
-            let line = line.map_err(|e| self.http_err(e))?;
-            let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
-            if data == "[DONE]" {
-                break;
+        for ev in events {
+            match ev.map_err(endpoint_error)? {
+                StreamEvent::Text(t) => {
+                    clock.chunk(&t);
+                    g.text.push_str(&t);
+                    chunks += 1;
+                }
+                StreamEvent::Finish(f) => g.finish_reason = f,
+                StreamEvent::Usage(u) => {
+                    g.prompt_tokens = u.prompt_tokens as usize;
+                    g.completion_tokens = u.completion_tokens as usize;
+                    // Only an augur server reports what speculation did.
+                    if let Some(spec) = u.augur.and_then(|a| a.spec) {
+                        (g.drafted, g.accepted) = (Some(spec.drafted), Some(spec.accepted));
+                    }
+                }
             }
-            let v: Value = serde_json::from_str(data).map_err(|e| self.http_err(format!("bad SSE chunk: {e}")))?;
-            chunks += apply_chunk(&v, &mut clock, &mut g);
         }
         clock.finish(&mut g);
         // Without a usage chunk, one content chunk per token is the best guess.
@@ -304,25 +284,5 @@ impl Target for Endpoint {
             g.completion_tokens = chunks;
         }
         Ok(g)
-    }
-}
-
-/// Fold one SSE chunk into the generation; returns 1 if it carried text.
-fn apply_chunk(v: &Value, clock: &mut Clock, g: &mut Generation) -> usize {
-    if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-        g.prompt_tokens = u["prompt_tokens"].as_u64().unwrap_or(0) as usize;
-        g.completion_tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
-    }
-    let Some(choice) = v["choices"].get(0) else { return 0 };
-    if let Some(f) = choice["finish_reason"].as_str() {
-        g.finish_reason = f.into();
-    }
-    match choice["delta"]["content"].as_str() {
-        Some(t) if !t.is_empty() => {
-            clock.chunk(t);
-            g.text.push_str(t);
-            1
-        }
-        _ => 0,
     }
 }

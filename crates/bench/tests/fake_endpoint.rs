@@ -315,7 +315,7 @@ fn a_retried_request_counts_its_wait_in_latency() {
 fn a_429_is_busy_with_its_retry_after() {
     let url = scripted_server(&["x"], |_| Answer::Busy(7));
     let t = augur_bench::Endpoint::new(&url, "m");
-    let messages = [augur_engine::ChatMessage::new("user", "hi")];
+    let messages = [augur_runtime::ChatMessage::new("user", "hi")];
     let req = augur_bench::Request { messages: &messages, max_tokens: 4, temperature: 0.0, seed: 0, spec: None };
     match augur_bench::Target::generate(&t, &req) {
         Err(BenchError::Busy { retry_after, .. }) => assert_eq!(retry_after, Duration::from_secs(7)),

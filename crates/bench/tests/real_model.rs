@@ -3,6 +3,7 @@
 //! Skipped when the model is not in the store (set AUGUR_HOME).
 
 use augur_bench::{store, Plan, Suite, TargetConfig};
+use augur_runtime::{Backend, ModelWorker, WorkerConfig};
 
 #[test]
 fn gemma_in_process_smoke() {
@@ -53,7 +54,10 @@ fn long_context_prompts_are_4k_to_16k_tokens() {
         eprintln!("skipping: qwen2.5-coder-0.5b is not in the store");
         return;
     };
-    let model = augur_engine::Model::load(&path, &augur_engine::ModelParams::default()).expect("load");
+    // The worker's model is the engine's, so the bench needs no engine dependency to count tokens.
+    let context = augur_runtime::ContextParams { n_ctx: 512, ..Default::default() };
+    let worker = ModelWorker::spawn(WorkerConfig { context, ..WorkerConfig::new("qwen", path) }).expect("load");
+    let model = worker.model();
     let suites = augur_bench::suite::load_all(&augur_bench::suite::default_dir()).expect("suites");
     let long = suites.iter().find(|s| s.suite == "long_context").expect("long_context");
     for p in &long.prompts {

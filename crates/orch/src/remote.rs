@@ -7,16 +7,15 @@
 //! events come back through the same [`TokenStream`] a local model gives,
 //! and dropping it stops the thread at the next chunk.
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use augur_openai::{Client, Input, Message, OpenAiError, Request, Sampling, StreamEvent};
 use augur_runtime::{
-    Completion, Event, FinishReason, GenerateRequest, Prompt, RuntimeError, SpecStats, TokenStream, Usage,
+    ChatMessage, Completion, Event, FinishReason, GenerateRequest, Prompt, RuntimeError, SpecStats, TokenStream, Usage,
 };
 use augur_sampling::SamplingParams;
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::resolve::RemoteSpec;
@@ -25,7 +24,7 @@ const EVENTS_IN_FLIGHT: usize = 256;
 
 pub struct RemoteBackend {
     spec: RemoteSpec,
-    agent: ureq::Agent,
+    client: Client,
     running: Arc<AtomicUsize>,
     capacity: usize,
 }
@@ -33,9 +32,8 @@ pub struct RemoteBackend {
 impl RemoteBackend {
     /// `capacity`: requests this server sends to the remote one at once.
     pub fn new(spec: RemoteSpec, capacity: usize) -> RemoteBackend {
-        let agent =
-            ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(spec.timeout).build();
-        RemoteBackend { spec, agent, running: Arc::new(AtomicUsize::new(0)), capacity: capacity.max(1) }
+        let client = Client::new(&spec.base_url, spec.timeout).with_api_key(spec.api_key.clone());
+        RemoteBackend { spec, client, running: Arc::new(AtomicUsize::new(0)), capacity: capacity.max(1) }
     }
 
     pub fn spec(&self) -> &RemoteSpec {
@@ -55,10 +53,8 @@ impl RemoteBackend {
         let (tx, rx) = mpsc::channel(EVENTS_IN_FLIGHT);
         let cancel = Arc::new(AtomicBool::new(false));
         let call = Call {
-            url: self.url(&req.prompt),
-            body: self.body(&req),
-            api_key: self.spec.api_key.clone(),
-            agent: self.agent.clone(),
+            request: openai_request(&self.spec.model, &req),
+            client: self.client.clone(),
             tx,
             cancel: cancel.clone(),
             running: self.running.clone(),
@@ -66,58 +62,57 @@ impl RemoteBackend {
         let spawned = std::thread::Builder::new().name("augur-remote".into()).spawn(move || call.run());
         if let Err(e) = spawned {
             // The closure (and with it the guard) was dropped unrun.
-            return Err(RuntimeError::LoadFailed(format!("cannot start a remote request thread: {e}")));
+            return Err(RuntimeError::internal(format!("cannot start a remote request thread: {e}")));
         }
         Ok(TokenStream::from_channel(rx, cancel))
     }
+}
 
-    fn url(&self, prompt: &Prompt) -> String {
-        let base = self.spec.base_url.trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base);
-        match prompt {
-            Prompt::Chat(_) => format!("{base}/v1/chat/completions"),
-            Prompt::Text(_) | Prompt::Tokens(_) => format!("{base}/v1/completions"),
+/// The runtime's request in OpenAI's terms.
+fn openai_request(model: &str, req: &GenerateRequest) -> Request {
+    let input = match &req.prompt {
+        Prompt::Chat(m) => Input::Chat { messages: m.iter().map(message).collect() },
+        Prompt::Text(t) => Input::Text { prompt: t.clone() },
+        Prompt::Tokens(t) => Input::Tokens { prompt: t.clone() },
+    };
+    let sampling = match req.sampling {
+        SamplingParams::Greedy => Sampling { temperature: Some(0.0), ..Sampling::default() },
+        SamplingParams::Sample { temperature, top_k, top_p, min_p, seed } => {
+            Sampling { temperature: Some(temperature), top_p, top_k, min_p, seed: Some(seed) }
         }
+    };
+    Request { sampling, stop: req.stop.clone(), ..Request::completion(model, input, req.max_tokens) }
+}
+
+fn message(m: &ChatMessage) -> Message {
+    Message {
+        role: m.role.clone(),
+        content: m.content.clone(),
+        name: m.name.clone(),
+        tool_calls: m.tool_calls.clone(),
+        tool_call_id: m.tool_call_id.clone(),
     }
+}
 
-    fn body(&self, req: &GenerateRequest) -> Value {
-        let mut body = json!({
-            "model": self.spec.model, "max_tokens": req.max_tokens, "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        match &req.prompt {
-            Prompt::Chat(m) => body["messages"] = json!(m),
-            Prompt::Text(t) => body["prompt"] = json!(t),
-            Prompt::Tokens(t) => body["prompt"] = json!(t),
+/// The client's errors as the runtime's: whose fault an error is survives.
+fn runtime_error(e: OpenAiError) -> RuntimeError {
+    match e {
+        OpenAiError::Rejected { url, status, message } => RuntimeError::UpstreamRejected { url, status, message },
+        OpenAiError::RateLimited { .. } => RuntimeError::QueueFull { capacity: 0 },
+        OpenAiError::Failed { url, message, .. } => RuntimeError::UpstreamFailed { url, message },
+        OpenAiError::Timeout { url } => RuntimeError::UpstreamTimeout { url },
+        // The configured URL cannot be reached as written.
+        OpenAiError::BadUrl { url, message } | OpenAiError::Unreachable { url, message } => {
+            RuntimeError::UpstreamUnreachable { url, message }
         }
-        if !req.stop.is_empty() {
-            body["stop"] = json!(req.stop);
-        }
-        match &req.sampling {
-            SamplingParams::Greedy => body["temperature"] = json!(0.0),
-            SamplingParams::Sample { temperature, top_k, top_p, min_p, seed } => {
-                body["temperature"] = json!(temperature);
-                body["seed"] = json!(seed);
-                for (k, v) in [("top_p", top_p.map(f64::from)), ("min_p", min_p.map(f64::from))] {
-                    if let Some(v) = v {
-                        body[k] = json!(v);
-                    }
-                }
-                if let Some(k) = top_k {
-                    body["top_k"] = json!(k);
-                }
-            }
-        }
-        body
+        OpenAiError::Internal { url, message } => RuntimeError::internal(format!("request to {url}: {message}")),
     }
 }
 
 /// One request's thread state.
 struct Call {
-    url: String,
-    body: Value,
-    api_key: Option<String>,
-    agent: ureq::Agent,
+    request: Request,
+    client: Client,
     tx: mpsc::Sender<Event>,
     cancel: Arc<AtomicBool>,
     running: Arc<AtomicUsize>,
@@ -129,11 +124,12 @@ impl Drop for Call {
     }
 }
 
-/// Totals gathered from the chunks.
+/// Totals gathered from the events.
 #[derive(Default)]
 struct Tally {
     prompt_tokens: usize,
     completion_tokens: usize,
+    cached_tokens: usize,
     chunks: usize,
     finish: Option<FinishReason>,
     first: Option<Instant>,
@@ -142,8 +138,7 @@ struct Tally {
 impl Call {
     fn run(self) {
         let started = Instant::now();
-        let result = self.exchange();
-        let event = match result {
+        let event = match self.exchange() {
             Ok(t) => Event::Done(completion(t, started)),
             Err(e) => Event::Error(e),
         };
@@ -151,75 +146,37 @@ impl Call {
     }
 
     fn exchange(&self) -> Result<Tally, RuntimeError> {
-        let mut req = self.agent.post(&self.url).set("Content-Type", "application/json");
-        if let Some(k) = &self.api_key {
-            req = req.set("Authorization", &format!("Bearer {k}"));
-        }
-        let resp = req.send_string(&self.body.to_string()).map_err(|e| self.http_error(e))?;
+        let events = self.client.stream(&self.request).map_err(runtime_error)?;
         let _ = self.tx.blocking_send(Event::Started { prompt_tokens: 0, cached_tokens: 0 });
         let mut tally = Tally::default();
-        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+        for ev in events {
             if self.cancel.load(Ordering::Relaxed) || self.tx.is_closed() {
                 return Err(RuntimeError::Cancelled);
             }
-            let line = line.map_err(|e| self.unavailable(format!("reading the stream: {e}")))?;
-            let Some(data) = line.strip_prefix("data:").map(str::trim) else { continue };
-            if data == "[DONE]" {
-                break;
-            }
-            let v: Value =
-                serde_json::from_str(data).map_err(|e| self.unavailable(format!("bad stream chunk: {e}")))?;
-            self.apply(&v, &mut tally)?;
+            self.apply(ev.map_err(runtime_error)?, &mut tally)?;
         }
         Ok(tally)
     }
 
-    fn apply(&self, v: &Value, t: &mut Tally) -> Result<(), RuntimeError> {
-        if let Some(err) = v.get("error") {
-            return Err(self.unavailable(format!("error mid-stream: {err}")));
-        }
-        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-            t.prompt_tokens = u["prompt_tokens"].as_u64().unwrap_or(0) as usize;
-            t.completion_tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
-        }
-        let Some(choice) = v["choices"].get(0) else { return Ok(()) };
-        match choice["finish_reason"].as_str() {
-            Some("length") => t.finish = Some(FinishReason::Length),
-            Some(_) => t.finish = Some(FinishReason::Stop),
-            None => {}
-        }
-        let text = choice["delta"]["content"].as_str().or_else(|| choice["text"].as_str()).unwrap_or("");
-        if !text.is_empty() {
-            t.chunks += 1;
-            t.first.get_or_insert_with(Instant::now);
-            let ev = Event::Text { text: text.into(), tokens: 1 };
-            if self.tx.blocking_send(ev).is_err() {
-                return Err(RuntimeError::Cancelled);
+    fn apply(&self, ev: StreamEvent, t: &mut Tally) -> Result<(), RuntimeError> {
+        match ev {
+            StreamEvent::Text(text) => {
+                t.chunks += 1;
+                t.first.get_or_insert_with(Instant::now);
+                if self.tx.blocking_send(Event::Text { text: text.into(), tokens: 1 }).is_err() {
+                    return Err(RuntimeError::Cancelled);
+                }
+            }
+            StreamEvent::Finish(f) => {
+                t.finish = Some(if f == "length" { FinishReason::Length } else { FinishReason::Stop });
+            }
+            StreamEvent::Usage(u) => {
+                t.prompt_tokens = u.prompt_tokens as usize;
+                t.completion_tokens = u.completion_tokens as usize;
+                t.cached_tokens = u.cached_tokens() as usize;
             }
         }
         Ok(())
-    }
-
-    fn unavailable(&self, message: String) -> RuntimeError {
-        RuntimeError::LoadFailed(format!("remote {}: {message}", self.url))
-    }
-
-    /// The remote's own refusal keeps its class: a 4xx stays a client error,
-    /// a 429 stays a retry-later.
-    fn http_error(&self, e: ureq::Error) -> RuntimeError {
-        match e {
-            ureq::Error::Status(429, _) => RuntimeError::QueueFull { capacity: 0 },
-            ureq::Error::Status(code, resp) if (400..500).contains(&code) => {
-                let body = resp.into_string().unwrap_or_default();
-                let msg = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-                    .unwrap_or(body);
-                RuntimeError::InvalidRequest(format!("remote {} answered {code}: {msg}", self.url))
-            }
-            ureq::Error::Status(code, _) => self.unavailable(format!("HTTP {code}")),
-            ureq::Error::Transport(t) => self.unavailable(t.to_string()),
-        }
     }
 }
 
@@ -232,7 +189,7 @@ fn completion(t: Tally, started: Instant) -> Completion {
             prompt_tokens: t.prompt_tokens,
             // Without a usage chunk, one content chunk per token is the best guess.
             completion_tokens: if t.completion_tokens > 0 { t.completion_tokens } else { t.chunks },
-            cached_tokens: 0,
+            cached_tokens: t.cached_tokens,
             prefill_time: first - started,
             decode_time: end - first,
             time_to_first_token: first - started,
