@@ -3,7 +3,7 @@
 //! Skipped when the model is not in the store (set AUGUR_HOME).
 
 use augur_bench::{store, Plan, Suite, TargetConfig};
-use augur_runtime::{Backend, ModelWorker, WorkerConfig};
+use augur_runtime::{ModelWorker, WorkerConfig};
 
 #[test]
 fn gemma_in_process_smoke() {
