@@ -146,6 +146,12 @@ fn runtime_shape(e: &RuntimeError) -> ErrorShape {
         RuntimeError::Cancelled => shape(StatusCode::REQUEST_TIMEOUT, INVALID, "cancelled"),
         RuntimeError::Grammar(g) => grammar_shape(g),
         RuntimeError::GrammarUnavailable(_) => shape(StatusCode::BAD_REQUEST, INVALID, "grammar_unavailable"),
+        RuntimeError::Internal(_) => shape(StatusCode::INTERNAL_SERVER_ERROR, SERVER, e.code()),
+        RuntimeError::UpstreamRejected { .. } => shape(StatusCode::BAD_REQUEST, INVALID, e.code()),
+        RuntimeError::UpstreamFailed { .. } | RuntimeError::UpstreamUnreachable { .. } => {
+            shape(StatusCode::BAD_GATEWAY, SERVER, e.code())
+        }
+        RuntimeError::UpstreamTimeout { .. } => shape(StatusCode::GATEWAY_TIMEOUT, SERVER, e.code()),
     }
 }
 
