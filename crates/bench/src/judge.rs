@@ -21,11 +21,7 @@ fn clip(s: &str) -> &str {
     if s.len() <= MAX_PART {
         return s;
     }
-    let mut end = MAX_PART;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..augur_persist::floor_char_boundary(s, MAX_PART)]
 }
 
 pub fn judge_messages(prompt: &BenchPrompt, output: &str) -> Vec<ChatMessage> {

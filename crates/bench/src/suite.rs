@@ -143,7 +143,7 @@ impl BenchPrompt {
 impl Suite {
     pub fn load(path: &Path) -> Result<Suite> {
         let text = std::fs::read_to_string(path).map_err(BenchError::io(format!("reading {}", path.display())))?;
-        let suite: Suite = serde_yaml::from_str(&text)
+        let suite: Suite = serde_norway::from_str(&text)
             .map_err(|e| BenchError::Suite { path: path.to_path_buf(), message: e.to_string() })?;
         suite.validate().map_err(|message| BenchError::Suite { path: path.to_path_buf(), message })?;
         Ok(suite)

@@ -95,7 +95,7 @@ prompts:
     max_tokens: 8
     messages: [{role: user, content: "Say hello again"}]
 "#;
-    serde_yaml::from_str(yaml).expect("suite")
+    serde_norway::from_str(yaml).expect("suite")
 }
 
 fn plan(dir: &Path, targets: Vec<TargetConfig>) -> Plan {

@@ -28,7 +28,7 @@ impl Target for Recorder {
 }
 
 fn suite() -> Suite {
-    serde_yaml::from_str(
+    serde_norway::from_str(
         "suite: tiny\nversion: 1\nprompts:\n  - id: a\n    max_tokens: 8\n    messages: [{role: user, content: hi}]\n  - id: b\n    max_tokens: 8\n    messages: [{role: user, content: ho}]\n",
     )
     .unwrap()

@@ -23,7 +23,7 @@ prompts:
     max_tokens: 32
     messages: [{role: user, content: "Repeat exactly: the quick brown fox jumps over the lazy dog."}]
 "#;
-    let suite: Suite = serde_yaml::from_str(yaml).expect("suite");
+    let suite: Suite = serde_norway::from_str(yaml).expect("suite");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut base = TargetConfig::new("gemma-3-270m");
     base.threads = Some(2);

@@ -76,12 +76,9 @@ fn parse_overrides(raw: &[String]) -> Result<Vec<MetaOverride>> {
 
 fn marker_path(store: &Store, sha: &str, overrides: &[String]) -> Option<PathBuf> {
     let salt = overrides.join("\u{1f}");
-    let id = if salt.is_empty() { sha.to_string() } else { format!("{sha}-{:016x}", fnv(&salt)) };
+    let id =
+        if salt.is_empty() { sha.to_string() } else { format!("{sha}-{:016x}", augur_persist::fnv1a(salt.as_bytes())) };
     store.root().parent().map(|p| p.join("checked").join(id))
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
 }
 
 fn remember(marker: &Path) -> Result<()> {

@@ -14,26 +14,32 @@
 //! - `GgufFile::{arch, name, get, get_str, get_u64, get_f64, chat_template, quant_label, param_count, context_length, vocab_size, block_count}`
 //! - `validate_model(&GgufFile, &[MetaOverride]) -> Result<(), ModelError>`
 //! - `MetaOverride::parse("key=int:4") -> Result<MetaOverride, OverrideError>`
-//! - `writer::GgufWriter` and `writer::tiny_llama(...)` to build small valid models in tests;
-//!   `writer::tiny_qwen3moe(...)` for a mixture-of-experts one big enough to time.
 //!
-//! Also: `hostile::variants()`, a corpus of 100+ corrupted files derived from
-//! the tiny llama that every stage above must refuse, and
-//! `examples/write_corpus.rs`, which writes the tiny models and that corpus
-//! to a directory. All errors are variants of `GgufError`; its sub-enums
-//! `HeaderError`, `ModelError` and `OverrideError` are what the three stages
-//! return.
+//! All errors are variants of `GgufError`; its sub-enums `HeaderError`,
+//! `ModelError` and `OverrideError` are what the three stages return.
+//!
+//! With the `fixtures` feature (tests and examples only, never production):
+//! `writer::GgufWriter` and `writer::tiny_llama(...)` to build small valid
+//! models; `writer::tiny_qwen3moe(...)` for a mixture-of-experts one big enough
+//! to time; `hostile::variants()`, a corpus of 100+ corrupted files derived
+//! from the tiny llama that every stage above must refuse. Its
+//! `examples/write_corpus.rs` writes the tiny models and that corpus to a
+//! directory.
 
 #![forbid(unsafe_code)]
 
 mod error;
+#[cfg(feature = "fixtures")]
 pub mod hostile;
 mod overrides;
 mod reader;
+#[cfg(feature = "fixtures")]
 mod tiny;
+#[cfg(feature = "fixtures")]
 mod tiny_moe;
 mod types;
 mod validate;
+#[cfg(feature = "fixtures")]
 pub mod writer;
 
 use std::collections::BTreeMap;

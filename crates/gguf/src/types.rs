@@ -76,6 +76,8 @@ impl Value {
         }
     }
 
+    /// The type tag a writer emits (readers match on tags instead).
+    #[cfg(feature = "fixtures")]
     pub(crate) fn tag(&self) -> u32 {
         match self {
             Value::U8(_) => tag::U8,
@@ -194,6 +196,7 @@ impl Array {
         }
     }
 
+    #[cfg(feature = "fixtures")]
     pub(crate) fn elem_tag(&self) -> u32 {
         match self {
             Array::U8(_) => tag::U8,

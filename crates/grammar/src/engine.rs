@@ -221,11 +221,7 @@ fn compile_and_probe(factory: &ParserFactory, grammar: TopLevelGrammar) -> Resul
 fn clean(msg: &str) -> String {
     let mut s: String = msg.lines().take(4).collect::<Vec<_>>().join("; ");
     if s.len() > 600 {
-        let mut cut = 600;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+        s.truncate(augur_persist::floor_char_boundary(&s, 600));
         s.push('…');
     }
     s

@@ -5,6 +5,9 @@
 //! a crash: the bytes go to a hidden temp file in the same directory, which
 //! is fsynced, renamed over the target, and then the directory is fsynced so
 //! the rename itself is on disk.
+//!
+//! Being at the bottom of the workspace, it also holds a few tiny shared
+//! helpers ([`civil_from_days`], [`fnv1a`], [`floor_char_boundary`]).
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tempfile::NamedTempFile;
+
+mod small;
+pub use small::{civil_from_days, floor_char_boundary, fnv1a};
 
 /// Write `bytes` to `path` atomically and durably (see the crate docs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -30,17 +30,12 @@ pub fn machine_id(threads: i32) -> String {
         .unwrap_or_else(|| "unknown-cpu".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let info = augur_engine::system_info();
-    format!("{cpu}|cores={cores}|threads={threads}|{}", fnv(&info))
-}
-
-fn fnv(s: &str) -> String {
-    let h = s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
-    format!("{h:016x}")
+    format!("{cpu}|cores={cores}|threads={threads}|{:016x}", augur_persist::fnv1a(info.as_bytes()))
 }
 
 fn cache_path(dir: &Path, model_id: &str, machine: &str) -> PathBuf {
     let safe: String = model_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
-    dir.join(format!("{safe}-{}.json", fnv(machine)))
+    dir.join(format!("{safe}-{:016x}.json", augur_persist::fnv1a(machine.as_bytes())))
 }
 
 /// The cached curve for this model and machine, or a fresh measurement

@@ -216,6 +216,8 @@ impl Dist {
     /// support (outside it the residual is 0 anyway). If the residual has no
     /// mass (p <= q everywhere, i.e. p == q up to rounding, where rejection
     /// cannot really happen) this falls back to sampling from p.
+    /// Only `augur_spec`'s reference verifier (a test) needs it.
+    #[cfg(any(test, feature = "reference"))]
     pub fn sample_residual<R, Q>(&self, q: Q, rng: &mut R) -> Token
     where
         R: Rng + ?Sized,

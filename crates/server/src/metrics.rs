@@ -1,172 +1,162 @@
-//! Counters and histograms, rendered in the Prometheus text format.
+//! Counters and histograms, rendered in the Prometheus text format (0.0.4)
+//! by `prometheus-client`.
 //!
 //! Every label set is bounded: routes come from the router's own table (or
 //! "unmatched"), status codes are finite, draft sources are names chosen by
 //! code, and draft positions are clamped to [`MAX_POSITION`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Positions at or past this one share one series.
 pub const MAX_POSITION: usize = 32;
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+const LATENCY_BUCKETS: [f64; 15] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    code: u16,
 }
 
-impl Histogram {
-    fn new() -> Self {
-        Histogram { counts: vec![0; LATENCY_BUCKETS.len()], sum: 0.0, count: 0 }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
 
-    fn observe(&mut self, v: f64, n: u64) {
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| v <= b) {
-            self.counts[i] += n;
-        }
-        self.sum += v * n as f64;
-        self.count += n;
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.counts) {
-            cumulative += c;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", self.sum, self.count);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PositionLabels {
+    position: usize,
 }
 
 /// The server's metrics registry; shared by every handler.
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    ttft: Mutex<Histogram>,
-    itl: Mutex<Histogram>,
-    prompt_tokens: AtomicU64,
-    completion_tokens: AtomicU64,
-    cached_tokens: AtomicU64,
-    /// Per draft source: (drafted, accepted).
-    spec_sources: Mutex<BTreeMap<String, (u64, u64)>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    queue_depth: Gauge,
+    model_loaded: Gauge,
+    ttft: Histogram,
+    itl: Histogram,
+    prompt_tokens: Counter,
+    completion_tokens: Counter,
+    cached_tokens: Counter,
+    spec_drafted: Family<SourceLabels, Counter>,
+    spec_accepted: Family<SourceLabels, Counter>,
     /// Accepted draft tokens per position in the draft.
-    spec_positions: Mutex<BTreeMap<usize, u64>>,
+    spec_positions: Family<PositionLabels, Counter>,
+    /// The gauges are set just before encoding; one scrape at a time keeps
+    /// each response's values its own.
+    render_lock: Mutex<()>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let mut registry = Registry::default();
+        // Names without `_total` and help without the final period: the
+        // encoder appends both.
+        let requests = Family::default();
+        registry.register("augur_http_requests", "HTTP requests by route and status code", requests.clone());
+        let queue_depth = Gauge::default();
+        registry.register("augur_queue_depth", "Requests waiting for the model worker", queue_depth.clone());
+        let model_loaded = Gauge::default();
+        registry.register("augur_model_loaded", "1 once the model is ready", model_loaded.clone());
+        let ttft = Histogram::new(LATENCY_BUCKETS);
+        registry.register("augur_time_to_first_token_seconds", "From request arrival to first token", ttft.clone());
+        let itl = Histogram::new(LATENCY_BUCKETS);
+        registry.register("augur_inter_token_latency_seconds", "Time between generated tokens", itl.clone());
+        let prompt_tokens = Counter::default();
+        registry.register("augur_prompt_tokens", "Prompt tokens processed", prompt_tokens.clone());
+        let completion_tokens = Counter::default();
+        registry.register("augur_completion_tokens", "Tokens generated", completion_tokens.clone());
+        let cached_tokens = Counter::default();
+        registry.register("augur_cached_prompt_tokens", "Prompt tokens reused from cache", cached_tokens.clone());
+        let spec_drafted = Family::default();
+        registry.register("augur_spec_drafted_tokens", "Draft tokens proposed, by draft source", spec_drafted.clone());
+        let spec_accepted = Family::default();
+        registry.register(
+            "augur_spec_accepted_tokens",
+            "Draft tokens accepted, by draft source",
+            spec_accepted.clone(),
+        );
+        let spec_positions = Family::default();
+        registry.register(
+            "augur_spec_accepted_by_position",
+            "Draft tokens accepted, by position in the draft (0 = first)",
+            spec_positions.clone(),
+        );
         Metrics {
-            requests: Mutex::default(),
-            ttft: Mutex::new(Histogram::new()),
-            itl: Mutex::new(Histogram::new()),
-            prompt_tokens: AtomicU64::new(0),
-            completion_tokens: AtomicU64::new(0),
-            cached_tokens: AtomicU64::new(0),
-            spec_sources: Mutex::default(),
-            spec_positions: Mutex::default(),
+            registry,
+            requests,
+            queue_depth,
+            model_loaded,
+            ttft,
+            itl,
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens,
+            spec_drafted,
+            spec_accepted,
+            spec_positions,
+            render_lock: Mutex::new(()),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere must not take the metrics down with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Metrics {
     pub fn record_request(&self, route: &str, status: u16) {
-        *lock(&self.requests).entry((route.to_string(), status)).or_insert(0) += 1;
+        self.requests.get_or_create(&RequestLabels { route: route.to_string(), code: status }).inc();
     }
 
     /// Seconds from the request's arrival to its first generated token.
     pub fn observe_ttft(&self, secs: f64) {
-        lock(&self.ttft).observe(secs, 1);
+        self.ttft.observe(secs);
     }
 
     /// `tokens` tokens arrived together `secs` after the previous ones.
     pub fn observe_inter_token(&self, secs: f64, tokens: usize) {
-        if tokens > 0 {
-            lock(&self.itl).observe(secs / tokens as f64, tokens as u64);
+        // Each token of the batch counts, at the batch's mean gap.
+        let gap = secs / tokens.max(1) as f64;
+        for _ in 0..tokens {
+            self.itl.observe(gap);
         }
     }
 
     pub fn add_tokens(&self, prompt: usize, completion: usize, cached: usize) {
-        self.prompt_tokens.fetch_add(prompt as u64, Ordering::Relaxed);
-        self.completion_tokens.fetch_add(completion as u64, Ordering::Relaxed);
-        self.cached_tokens.fetch_add(cached as u64, Ordering::Relaxed);
+        self.prompt_tokens.inc_by(prompt as u64);
+        self.completion_tokens.inc_by(completion as u64);
+        self.cached_tokens.inc_by(cached as u64);
     }
 
     /// Draft tokens one source proposed and the target accepted.
     pub fn record_draft_source(&self, source: &str, drafted: u64, accepted: u64) {
-        let mut spec = lock(&self.spec_sources);
-        let c = spec.entry(source.to_string()).or_default();
-        c.0 += drafted;
-        c.1 += accepted;
+        let labels = SourceLabels { source: source.to_string() };
+        self.spec_drafted.get_or_create(&labels).inc_by(drafted);
+        self.spec_accepted.get_or_create(&labels).inc_by(accepted);
     }
 
     /// Draft tokens accepted at `position` (0 = first drafted token).
     pub fn record_accepted_at(&self, position: usize, accepted: u64) {
-        *lock(&self.spec_positions).entry(position.min(MAX_POSITION)).or_default() += accepted;
+        let labels = PositionLabels { position: position.min(MAX_POSITION) };
+        self.spec_positions.get_or_create(&labels).inc_by(accepted);
     }
 
     pub fn render(&self, queue_depth: usize, model_loaded: bool) -> String {
+        // A panic elsewhere must not take the metrics down with it.
+        let _one_scrape = self.render_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.queue_depth.set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
+        self.model_loaded.set(i64::from(model_loaded));
         let mut out = String::with_capacity(4096);
-        self.render_requests(&mut out);
-        let _ = writeln!(out, "# HELP augur_queue_depth Requests waiting for the model worker.");
-        let _ = writeln!(out, "# TYPE augur_queue_depth gauge\naugur_queue_depth {queue_depth}");
-        let _ = writeln!(out, "# HELP augur_model_loaded 1 once the model is ready.");
-        let _ = writeln!(out, "# TYPE augur_model_loaded gauge\naugur_model_loaded {}", u8::from(model_loaded));
-        lock(&self.ttft).render(&mut out, "augur_time_to_first_token_seconds", "From request arrival to first token.");
-        lock(&self.itl).render(&mut out, "augur_inter_token_latency_seconds", "Time between generated tokens.");
-        counter(&mut out, "augur_prompt_tokens_total", "Prompt tokens processed.", &self.prompt_tokens);
-        counter(&mut out, "augur_completion_tokens_total", "Tokens generated.", &self.completion_tokens);
-        counter(&mut out, "augur_cached_prompt_tokens_total", "Prompt tokens reused from cache.", &self.cached_tokens);
-        self.render_spec(&mut out);
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
-
-    fn render_requests(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP augur_http_requests_total HTTP requests by route and status code.");
-        let _ = writeln!(out, "# TYPE augur_http_requests_total counter");
-        for ((route, code), n) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "augur_http_requests_total{{route=\"{}\",code=\"{code}\"}} {n}", escape(route));
-        }
-    }
-
-    fn render_spec(&self, out: &mut String) {
-        let sources = lock(&self.spec_sources);
-        for (name, help, accepted) in [
-            ("augur_spec_drafted_tokens_total", "Draft tokens proposed, by draft source.", false),
-            ("augur_spec_accepted_tokens_total", "Draft tokens accepted, by draft source.", true),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (source, (d, a)) in sources.iter() {
-                let v = if accepted { a } else { d };
-                let _ = writeln!(out, "{name}{{source=\"{}\"}} {v}", escape(source));
-            }
-        }
-        let name = "augur_spec_accepted_by_position_total";
-        let _ = writeln!(out, "# HELP {name} Draft tokens accepted, by position in the draft (0 = first).");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (pos, n) in lock(&self.spec_positions).iter() {
-            let _ = writeln!(out, "{name}{{position=\"{pos}\"}} {n}");
-        }
-    }
-}
-
-fn counter(out: &mut String, name: &str, help: &str, v: &AtomicU64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
-}
-
-fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -193,5 +183,29 @@ mod tests {
         assert!(text.contains("augur_spec_drafted_tokens_total{source=\"lookup\"} 4"));
         assert!(text.contains("augur_spec_accepted_tokens_total{source=\"lookup\"} 3"));
         assert!(text.contains("augur_spec_accepted_by_position_total{position=\"32\"} 2"));
+    }
+
+    #[test]
+    fn keeps_names_types_and_escapes_labels() {
+        let m = Metrics::default();
+        m.record_request("/a\"b\\c", 404);
+        m.record_accepted_at(0, 1);
+        let text = m.render(0, false);
+        for line in [
+            "# HELP augur_http_requests_total HTTP requests by route and status code.",
+            "# TYPE augur_http_requests_total counter",
+            "augur_http_requests_total{route=\"/a\\\"b\\\\c\",code=\"404\"} 1",
+            "# TYPE augur_queue_depth gauge",
+            "augur_model_loaded 0",
+            "# TYPE augur_time_to_first_token_seconds histogram",
+            "augur_time_to_first_token_seconds_bucket{le=\"1\"} 0",
+            "augur_time_to_first_token_seconds_bucket{le=\"+Inf\"} 0",
+            "# HELP augur_cached_prompt_tokens_total Prompt tokens reused from cache.",
+            "# HELP augur_spec_accepted_by_position_total Draft tokens accepted, by position in the draft (0 = first).",
+            "# TYPE augur_spec_accepted_by_position_total counter",
+            "augur_spec_accepted_by_position_total{position=\"0\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        }
     }
 }

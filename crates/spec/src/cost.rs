@@ -36,14 +36,6 @@ pub struct Plan {
     pub expected_tokens_per_sec: f64,
 }
 
-/// A source able to draft this step, and how many tokens it can offer
-/// (e.g. lookup may only have a short continuation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Offer {
-    pub source: DraftSourceId,
-    pub available: usize,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct CostModel {
     /// `chunk_cost[j-1]` = calibrated seconds to decode a verify chunk of
@@ -177,17 +169,6 @@ impl CostModel {
     pub fn choose(&self, stats: &AcceptanceStats, source: DraftSourceId, max_k: usize) -> Plan {
         let plan = self.plan_for(stats.rates(source), self.draft_cost(source), max_k);
         Plan { source: (plan.k > 0).then_some(source), ..plan }
-    }
-
-    /// Best plan across `offers`, including plain decoding.
-    pub fn choose_best(&self, stats: &AcceptanceStats, offers: &[Offer]) -> Plan {
-        offers.iter().map(|o| self.choose(stats, o.source, o.available)).fold(self.plain(), |best, p| {
-            if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
-                p
-            } else {
-                best
-            }
-        })
     }
 }
 

@@ -92,23 +92,21 @@ fn draft_cost_counts() {
 }
 
 #[test]
-fn choose_best_across_sources() {
+fn choose_respects_what_each_source_offers() {
     let mut m = flat();
     m.set_draft_cost(DraftSourceId::DraftModel, 2.0 * MS).unwrap();
     let s = stats_with(0.8, 1.0);
     // Lookup is free but only has 2 tokens; the draft model can go long.
-    let offers = [
-        Offer { source: DraftSourceId::Lookup, available: 2 },
-        Offer { source: DraftSourceId::DraftModel, available: 64 },
-    ];
-    let p = m.choose_best(&s, &offers);
-    assert_eq!(p.source, Some(DraftSourceId::DraftModel));
-    let lookup_only = m.choose_best(&s, &offers[..1]);
-    assert_eq!(lookup_only.source, Some(DraftSourceId::Lookup));
-    assert_eq!(lookup_only.k, 2);
-    assert_eq!(m.choose_best(&s, &[]), m.plain());
+    let lookup = m.choose(&s, DraftSourceId::Lookup, 2);
+    assert_eq!((lookup.source, lookup.k), (Some(DraftSourceId::Lookup), 2));
+    let model = m.choose(&s, DraftSourceId::DraftModel, 64);
+    assert_eq!(model.source, Some(DraftSourceId::DraftModel));
+    assert!(model.expected_tokens_per_sec > lookup.expected_tokens_per_sec);
+    assert!(lookup.expected_tokens_per_sec > m.plain().expected_tokens_per_sec);
     // Nothing worth it on the steep curve with poor acceptance.
-    assert_eq!(steep().choose_best(&stats_with(0.3, 0.9), &offers), steep().plain());
+    let poor = stats_with(0.3, 0.9);
+    assert_eq!(steep().choose(&poor, DraftSourceId::Lookup, 2), steep().plain());
+    assert_eq!(steep().choose(&poor, DraftSourceId::DraftModel, 64), steep().plain());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
 use crate::verify::DraftProbs;
 use crate::{SpecError, Token};
 
@@ -116,6 +117,7 @@ impl Draft {
     }
 }
 
+#[cfg(test)]
 impl DraftProbs for Draft {
     fn q(&self, pos: usize, token: Token) -> Option<f32> {
         if self.is_deterministic() {

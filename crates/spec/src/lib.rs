@@ -1,33 +1,24 @@
-//! Speculative decoding: proposers (draft sources), the verifier's pure
-//! acceptance maths, and the cost model that picks the draft length.
+//! Speculative decoding: proposers (draft sources), the cost model that
+//! picks the draft length, and (in tests only, module `verify`) the
+//! reference rejection-sampling maths the runtime's verifier is checked
+//! against.
 //!
-//! Nothing here touches a model: the runtime feeds in target distributions
-//! (via [`verify::TargetDists`]), drafts (via [`drafter::Drafter`]) and
-//! measured costs (via [`curve::CostCurve`]).
+//! Nothing here touches a model: the runtime feeds in drafts (via
+//! [`drafter::Drafter`]) and measured costs (via [`curve::CostCurve`]), and
+//! reports each step's [`Verdict`] back.
 //!
-//! One speculative step, as the runtime wires it:
+//! A draft, as the runtime asks for one:
 //!
 //! ```
-//! use augur_sampling::{Sampler, SamplingParams};
-//! use augur_spec::{verify_stochastic, Draft, Drafter, LogitRows, LookupConfig, PromptLookup};
+//! use augur_spec::{Draft, Drafter, LookupConfig, PromptLookup};
 //!
-//! let n_vocab = 4;
-//! let mut sampler = Sampler::new(SamplingParams::Greedy, n_vocab).unwrap();
 //! let mut lookup = PromptLookup::new(LookupConfig::default()).unwrap();
 //! let mut draft = Draft::with_capacity(64);
 //! let context = [1, 2, 3, 1, 2];
-//! lookup.propose(&context, 8, &mut draft); // [3, 1, 2]
-//! // The target scored context + draft: one logits row per verify position.
-//! let logits = [
-//!     0.0, 0.0, 0.0, 9.0, // after ..2    -> 3 (matches draft[0])
-//!     0.0, 9.0, 0.0, 0.0, // after ..2 3  -> 1 (matches draft[1])
-//!     9.0, 0.0, 0.0, 0.0, // after ..3 1  -> 0 (rejects draft[2] = 2)
-//!     0.0, 0.0, 0.0, 0.0,
-//! ];
-//! let (builder, rng) = sampler.parts();
-//! let mut target = LogitRows::new(builder, &logits);
-//! let v = verify_stochastic(draft.tokens(), &mut target, &draft, rng).unwrap();
-//! assert_eq!((v.accepted, v.next), (2, 0));
+//! lookup.propose(&context, 8, &mut draft);
+//! assert_eq!(draft.tokens(), &[3, 1, 2]);
+//! // The target then accepted two of the three: tell the source.
+//! lookup.feedback(draft.len(), 2);
 //! ```
 
 #![forbid(unsafe_code)]
@@ -40,12 +31,13 @@ pub mod stats;
 pub mod suffix;
 pub mod tree;
 pub mod trust;
+#[cfg(test)]
 pub mod verify;
 
 use std::path::PathBuf;
 
 pub use augur_sampling::Token;
-pub use cost::{CostModel, Offer, Plan};
+pub use cost::{CostModel, Plan};
 pub use curve::{CostCurve, COST_CURVE_VERSION};
 pub use drafter::{Draft, DraftSourceId, Drafter};
 pub use lookup::{LookupConfig, PromptLookup};
@@ -56,9 +48,14 @@ pub use suffix::{
 };
 pub use tree::{TreeVerdict, TreeWalk, MAX_TREE_BRANCHES, TREE_GRAVEYARD_SEQ};
 pub use trust::{Shadow, ShadowOutcome, Trust};
-pub use verify::{
-    accept_greedy, verify_position, verify_stochastic, DraftProbs, LogitRows, Step, TargetDists, Verdict,
-};
+
+/// Outcome of verifying one draft: how many draft tokens were accepted, and
+/// the target's own token emitted after them (correction or bonus).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub accepted: usize,
+    pub next: Token,
+}
 
 /// Longest draft any source may propose, and the number of per-position
 /// acceptance statistics kept.

@@ -1,4 +1,7 @@
-//! Pure acceptance maths for speculative decoding.
+//! Reference acceptance maths for speculative decoding, compiled for tests
+//! only: the runtime verifies with its own chunked loop (greedy, or seeded
+//! sampling of the target's token, which is this scheme with a one-hot `q`),
+//! and these functions are the general rules it is checked against.
 //!
 //! Greedy verification keeps the longest draft prefix equal to the target's
 //! argmax. Stochastic verification is the rejection scheme of Leviathan et
@@ -14,15 +17,7 @@
 use augur_sampling::{Dist, DistBuilder};
 use rand::Rng;
 
-use crate::{SpecError, Token};
-
-/// Outcome of verifying one draft: how many draft tokens were accepted, and
-/// the target's own token emitted after them (correction or bonus).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub accepted: usize,
-    pub next: Token,
-}
+use crate::{SpecError, Token, Verdict};
 
 /// Greedy verification. `target_argmax[i]` is the target's argmax after
 /// `context + draft[..i]`, so it must have `draft.len() + 1` entries.

@@ -110,7 +110,7 @@ const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
 pub(crate) fn strftime(format: &str, unix_secs: u64) -> String {
     let days = unix_secs / 86_400;
     let secs = unix_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = augur_persist::civil_from_days(days as i64);
     // 1970-01-01 was a Thursday (index 3 with Monday = 0).
     let weekday = ((days + 3) % 7) as usize;
     let month_name = MONTHS[(month as usize - 1) % 12];
@@ -146,20 +146,6 @@ pub(crate) fn strftime(format: &str, unix_secs: u64) -> String {
         }
     }
     out
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
