@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _, Result};
 use augur_engine::{ChatMessage, ContextParams, ModelParams};
 use augur_gguf::MetaOverride;
-use augur_grammar::GrammarSpec;
+use augur_grammar::GrammarSource;
 use augur_runtime::{
     Backend, Completion, DraftConfig, Event, GenerateRequest, ModelWorker, PrefixReuse, Prompt, SpecMode, SpecSettings,
     SuffixTuning, WorkerConfig,
@@ -267,23 +267,23 @@ pub struct ConstraintArgs {
 
 impl ConstraintArgs {
     /// The constraint the flags ask for, read from its file.
-    pub fn spec(&self) -> Result<Option<GrammarSpec>> {
+    pub fn spec(&self) -> Result<Option<GrammarSource>> {
         let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
         if let Some(path) = &self.json_schema {
             let schema =
                 serde_json::from_str(&read(path)?).with_context(|| format!("{} is not valid JSON", path.display()))?;
-            return Ok(Some(GrammarSpec::JsonSchema { schema, strict: self.strict }));
+            return Ok(Some(GrammarSource::JsonSchema { schema, strict: self.strict }));
         }
         if let Some(path) = &self.grammar {
             let text = read(path)?;
             let is_regex = path.extension().is_some_and(|e| e == "regex");
             return Ok(Some(if is_regex {
-                GrammarSpec::Regex { pattern: text.trim_end_matches(['\n', '\r']).to_string() }
+                GrammarSource::Regex { pattern: text.trim_end_matches(['\n', '\r']).to_string() }
             } else {
-                GrammarSpec::Lark { grammar: text }
+                GrammarSource::Lark { grammar: text }
             }));
         }
-        Ok(self.regex.clone().map(|pattern| GrammarSpec::Regex { pattern }))
+        Ok(self.regex.clone().map(|pattern| GrammarSource::Regex { pattern }))
     }
 }
 

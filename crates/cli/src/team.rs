@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use augur_orch::classify::ModelClassifier;
-use augur_orch::registry::{budget_for, plan_instances, worker_config, InstanceSpec, LoadFn, RegistryOptions};
+use augur_orch::registry::{budget_for, plan_instances, worker_config, InstancePlan, LoadFn, RegistryOptions};
 use augur_orch::{check_files, Classify, Registry, RouteInput, Router, TeamConfig};
 use augur_runtime::{Backend, ModelParams, ModelWorker};
 use augur_server::team::Team;
@@ -28,7 +28,7 @@ pub fn build_team(cfg: TeamConfig, queue: usize) -> Result<Arc<Team>> {
     let paths = check_files(&cfg, &pull)?;
     let instances = plan_instances(&cfg, &paths)?;
     let state_dir = store.root().parent().map(Path::to_path_buf);
-    let load: LoadFn = Arc::new(move |inst: &InstanceSpec| load_instance(inst, queue, state_dir.as_deref()));
+    let load: LoadFn = Arc::new(move |inst: &InstancePlan| load_instance(inst, queue, state_dir.as_deref()));
     let opts =
         RegistryOptions { budget: budget_for(&cfg), load_timeout: cfg.residency.load_timeout, remote_capacity: queue };
     let registry = Registry::new(instances, &cfg, opts, load);
@@ -36,7 +36,7 @@ pub fn build_team(cfg: TeamConfig, queue: usize) -> Result<Arc<Team>> {
 }
 
 /// Check (in a child process, once per file) and load one instance.
-fn load_instance(inst: &InstanceSpec, queue: usize, state_dir: Option<&Path>) -> Result<Arc<dyn Backend>, String> {
+fn load_instance(inst: &InstancePlan, queue: usize, state_dir: Option<&Path>) -> Result<Arc<dyn Backend>, String> {
     let store = Store::open_default().map_err(|e| e.to_string())?;
     check::ensure_checked(&store, &inst.path, &inst.override_args()).map_err(|e| format!("{e:#}"))?;
     if let Some((_, p)) = &inst.draft {

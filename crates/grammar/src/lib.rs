@@ -2,20 +2,20 @@
 //! grammars and tool calls, compiled by llguidance into token masks over
 //! the model's own vocabulary.
 //!
-//! [`GrammarEngine`] compiles (bounded, cached); [`CompiledGrammar::start`]
+//! [`GrammarCompiler`] compiles (bounded, cached); [`CompiledGrammar::start`]
 //! gives each request a [`Constraint`], which the generation loop asks
 //! which tokens are allowed and tells which one was chosen.
 
 #![forbid(unsafe_code)]
 
+mod compiler;
 mod constraint;
-mod engine;
-mod spec;
+mod source;
 mod vocab;
 
+pub use compiler::{CompiledGrammar, GrammarCompiler, GrammarLimits};
 pub use constraint::{Constraint, ConstraintStats, Token};
-pub use engine::{CompiledGrammar, GrammarEngine, GrammarLimits};
-pub use spec::{GrammarSpec, ToolChoice, ToolDef, ToolFormat};
+pub use source::{GrammarSource, ToolChoice, ToolDef, ToolFormat};
 pub use toktrie::SimpleVob;
 pub use vocab::{test_vocab, TokenizeFn, VocabToken, Vocabulary};
 

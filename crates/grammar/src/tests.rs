@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use crate::vocab::test_vocab;
 use crate::*;
 
-fn engine() -> GrammarEngine {
-    GrammarEngine::new(test_vocab::small(), GrammarLimits::default()).expect("engine")
+fn engine() -> GrammarCompiler {
+    GrammarCompiler::new(test_vocab::small(), GrammarLimits::default()).expect("engine")
 }
 
 fn token_bytes(t: u32) -> Vec<u8> {
@@ -69,7 +69,7 @@ fn json_schema_output_parses_and_validates() {
         "required": ["name", "n", "ok"],
         "additionalProperties": false
     });
-    let g = e.compile(&GrammarSpec::JsonSchema { schema, strict: true }).expect("compile");
+    let g = e.compile(&GrammarSource::JsonSchema { schema, strict: true }).expect("compile");
     let mut c = g.start().expect("start");
     let out = walk(&mut c, eos(), 200, shortest(eos()));
     let v: Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -83,7 +83,7 @@ fn json_schema_output_parses_and_validates() {
 fn forced_tokens_cover_fixed_text() {
     let e = engine();
     let schema = json!({"type": "object", "properties": {"arguments": {"type": "integer"}}, "required": ["arguments"]});
-    let g = e.compile(&GrammarSpec::JsonSchema { schema, strict: false }).expect("compile");
+    let g = e.compile(&GrammarSource::JsonSchema { schema, strict: false }).expect("compile");
     let mut c = g.start().expect("start");
     let forced: Vec<u8> = c.forced().iter().flat_map(|&t| token_bytes(t)).collect();
     assert!(forced.starts_with(b"{\"arguments"), "forced {:?}", String::from_utf8_lossy(&forced));
@@ -92,7 +92,7 @@ fn forced_tokens_cover_fixed_text() {
 #[test]
 fn regex_allows_only_matching_tokens() {
     let e = engine();
-    let g = e.compile(&GrammarSpec::Regex { pattern: "[0-9]{3}".into() }).expect("compile");
+    let g = e.compile(&GrammarSource::Regex { pattern: "[0-9]{3}".into() }).expect("compile");
     let mut c = g.start().expect("start");
     assert!(c.allows(b'7' as i32).unwrap());
     assert!(!c.allows(b'a' as i32).unwrap());
@@ -109,7 +109,7 @@ fn regex_allows_only_matching_tokens() {
 #[test]
 fn valid_prefix_cuts_at_the_first_invalid_token() {
     let e = engine();
-    let g = e.compile(&GrammarSpec::Regex { pattern: "ab+c".into() }).expect("compile");
+    let g = e.compile(&GrammarSource::Regex { pattern: "ab+c".into() }).expect("compile");
     let mut c = g.start().expect("start");
     let d: Vec<i32> = b"abbxc".iter().map(|&b| b as i32).collect();
     assert_eq!(c.valid_prefix(&d), 3);
@@ -120,7 +120,7 @@ fn valid_prefix_cuts_at_the_first_invalid_token() {
 #[test]
 fn lark_grammar_is_followed() {
     let e = engine();
-    let g = e.compile(&GrammarSpec::Lark { grammar: "start: \"yes\" | \"no\" | \"maybe\"".into() }).expect("compile");
+    let g = e.compile(&GrammarSource::Lark { grammar: "start: \"yes\" | \"no\" | \"maybe\"".into() }).expect("compile");
     let mut c = g.start().expect("start");
     let out = walk(&mut c, eos(), 20, shortest(eos()));
     assert!(matches!(&out[..], b"yes" | b"no" | b"maybe"), "{}", String::from_utf8_lossy(&out));
@@ -140,7 +140,7 @@ fn weather_tools() -> Vec<ToolDef> {
 fn required_tool_call_has_the_call_format() {
     let e = engine();
     let spec =
-        GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Required, format: ToolFormat::hermes() };
+        GrammarSource::ToolCalls { tools: weather_tools(), choice: ToolChoice::Required, format: ToolFormat::hermes() };
     let g = e.compile(&spec).expect("compile");
     let mut c = g.start().expect("start");
     let out = String::from_utf8(walk(&mut c, eos(), 300, shortest(eos()))).unwrap();
@@ -153,7 +153,7 @@ fn required_tool_call_has_the_call_format() {
 #[test]
 fn named_tool_choice_forces_the_name() {
     let e = engine();
-    let spec = GrammarSpec::ToolCalls {
+    let spec = GrammarSource::ToolCalls {
         tools: weather_tools(),
         choice: ToolChoice::Named("get_weather".into()),
         format: ToolFormat::hermes(),
@@ -165,7 +165,7 @@ fn named_tool_choice_forces_the_name() {
         "forced {:?}",
         String::from_utf8_lossy(&forced)
     );
-    let missing = GrammarSpec::ToolCalls {
+    let missing = GrammarSource::ToolCalls {
         tools: weather_tools(),
         choice: ToolChoice::Named("x".into()),
         format: ToolFormat::hermes(),
@@ -177,7 +177,7 @@ fn named_tool_choice_forces_the_name() {
 fn auto_tool_choice_waits_for_the_opener() {
     let e = engine();
     let spec =
-        GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() };
+        GrammarSource::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() };
     let mut c = e.compile(&spec).unwrap().start().unwrap();
     for &b in b"Let me check. " {
         assert!(!c.is_active());
@@ -206,7 +206,7 @@ fn auto_tool_choice_waits_for_the_opener() {
     assert!(c.allows(b'z' as i32).unwrap(), "free text again after the call");
 }
 
-fn assert_refused_fast(e: &GrammarEngine, spec: GrammarSpec) -> GrammarError {
+fn assert_refused_fast(e: &GrammarCompiler, spec: GrammarSource) -> GrammarError {
     let t = Instant::now();
     let r = e.compile(&spec);
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
@@ -223,36 +223,36 @@ fn assert_refused_fast(e: &GrammarEngine, spec: GrammarSpec) -> GrammarError {
 fn contradictions_are_refused() {
     let e = engine();
     let arr = json!({"type": "array", "items": {"type": "integer"}, "minItems": 10, "maxItems": 2});
-    assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: arr, strict: false });
+    assert_refused_fast(&e, GrammarSource::JsonSchema { schema: arr, strict: false });
     let num = json!({"type": "integer", "minimum": 5, "maximum": 1});
-    assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: num, strict: false });
+    assert_refused_fast(&e, GrammarSource::JsonSchema { schema: num, strict: false });
     let types = json!({"allOf": [{"type": "string"}, {"type": "integer"}]});
-    assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: types, strict: false });
+    assert_refused_fast(&e, GrammarSource::JsonSchema { schema: types, strict: false });
 }
 
 #[test]
 fn malformed_constraints_are_refused() {
     let e = engine();
-    assert_refused_fast(&e, GrammarSpec::Regex { pattern: "(".into() });
-    assert_refused_fast(&e, GrammarSpec::Lark { grammar: "start: foo".into() });
-    assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: json!(3), strict: false });
-    assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: json!({"type": "no-such-type"}), strict: false });
+    assert_refused_fast(&e, GrammarSource::Regex { pattern: "(".into() });
+    assert_refused_fast(&e, GrammarSource::Lark { grammar: "start: foo".into() });
+    assert_refused_fast(&e, GrammarSource::JsonSchema { schema: json!(3), strict: false });
+    assert_refused_fast(&e, GrammarSource::JsonSchema { schema: json!({"type": "no-such-type"}), strict: false });
 }
 
 #[test]
 fn strict_refuses_unsupported_keywords() {
     let e = engine();
     let schema = json!({"type": "string", "format": "no-such-format-xyz"});
-    assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: schema.clone(), strict: true });
-    assert!(e.compile(&GrammarSpec::JsonSchema { schema, strict: false }).is_ok(), "best effort when not strict");
+    assert_refused_fast(&e, GrammarSource::JsonSchema { schema: schema.clone(), strict: true });
+    assert!(e.compile(&GrammarSource::JsonSchema { schema, strict: false }).is_ok(), "best effort when not strict");
 }
 
 #[test]
 fn oversized_constraints_are_refused() {
-    let e = GrammarEngine::new(test_vocab::small(), GrammarLimits { max_spec_bytes: 10_000, ..Default::default() })
+    let e = GrammarCompiler::new(test_vocab::small(), GrammarLimits { max_spec_bytes: 10_000, ..Default::default() })
         .unwrap();
     let big: Vec<String> = (0..5_000).map(|i| format!("value-{i}")).collect();
-    let err = assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: json!({"enum": big}), strict: false });
+    let err = assert_refused_fast(&e, GrammarSource::JsonSchema { schema: json!({"enum": big}), strict: false });
     assert!(matches!(err, GrammarError::TooLarge { .. }));
 }
 
@@ -262,12 +262,12 @@ fn huge_enum_and_catastrophic_regex_stay_bounded() {
     // Over the default grammar size: refused, not compiled for minutes.
     let big: Vec<String> = (0..60_000).map(|i| format!("v{i}-{}", "x".repeat(i % 7))).collect();
     let t = Instant::now();
-    let _ = e.compile(&GrammarSpec::JsonSchema { schema: json!({"enum": big}), strict: false });
+    let _ = e.compile(&GrammarSource::JsonSchema { schema: json!({"enum": big}), strict: false });
     assert!(t.elapsed() < Duration::from_secs(5));
-    let _ = e.compile(&GrammarSpec::Regex { pattern: "a{99999999}".into() });
+    let _ = e.compile(&GrammarSource::Regex { pattern: "a{99999999}".into() });
     assert!(t.elapsed() < Duration::from_secs(10));
     // Derivative-based matching: no backtracking blow-up.
-    let g = e.compile(&GrammarSpec::Regex { pattern: "(a+)+b".into() }).expect("compiles");
+    let g = e.compile(&GrammarSource::Regex { pattern: "(a+)+b".into() }).expect("compiles");
     let mut c = g.start().unwrap();
     for _ in 0..200 {
         c.commit(b'a' as i32).unwrap();
@@ -281,12 +281,12 @@ fn huge_enum_and_catastrophic_regex_stay_bounded() {
 fn recursive_ref_is_bounded() {
     let e = engine();
     let t = Instant::now();
-    let _ = e.compile(&GrammarSpec::JsonSchema { schema: json!({"$ref": "#"}), strict: false });
+    let _ = e.compile(&GrammarSource::JsonSchema { schema: json!({"$ref": "#"}), strict: false });
     let tree = json!({
         "$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}},
         "$ref": "#/$defs/node"
     });
-    let g = e.compile(&GrammarSpec::JsonSchema { schema: tree, strict: false }).expect("recursive schemas are fine");
+    let g = e.compile(&GrammarSource::JsonSchema { schema: tree, strict: false }).expect("recursive schemas are fine");
     let mut c = g.start().unwrap();
     let out = walk(&mut c, eos(), 200, shortest(eos()));
     serde_json::from_slice::<Value>(&out).expect("JSON");
@@ -296,7 +296,7 @@ fn recursive_ref_is_bounded() {
 #[test]
 fn identical_specs_share_one_compilation() {
     let e = engine();
-    let s = GrammarSpec::Regex { pattern: "[a-z]+".into() };
+    let s = GrammarSource::Regex { pattern: "[a-z]+".into() };
     let a = e.compile(&s).unwrap();
     let b = e.compile(&s).unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
@@ -306,7 +306,7 @@ fn identical_specs_share_one_compilation() {
 fn auto_tool_choice_takes_a_bare_call_at_the_start() {
     let e = engine();
     let spec =
-        GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() };
+        GrammarSource::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() };
     let g = e.compile(&spec).unwrap();
     let mut later = g.start().unwrap();
     later.commit(b'H' as i32).unwrap();
@@ -338,8 +338,8 @@ fn ref_chain(depth: usize) -> Value {
 fn deep_ref_chains_are_bounded() {
     let e = engine();
     let t = Instant::now();
-    let _ = e.compile(&GrammarSpec::JsonSchema { schema: ref_chain(900), strict: false });
-    let err = assert_refused_fast(&e, GrammarSpec::JsonSchema { schema: ref_chain(5_000), strict: false });
+    let _ = e.compile(&GrammarSource::JsonSchema { schema: ref_chain(900), strict: false });
+    let err = assert_refused_fast(&e, GrammarSource::JsonSchema { schema: ref_chain(5_000), strict: false });
     assert!(matches!(err, GrammarError::TooManyRefs { .. }), "{err}");
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }

@@ -25,5 +25,5 @@ pub mod route;
 pub use error::OrchError;
 pub use registry::{Lease, LoadState, Registry};
 pub use remote::RemoteBackend;
-pub use resolve::{check_files, BackendSpec, ModelSpec, RoleSpec, TeamConfig, AUTO, FRONTDOOR};
+pub use resolve::{check_files, ModelDef, RoleBackend, RoleDef, TeamConfig, AUTO, FRONTDOOR};
 pub use route::{Classified, Classify, DecidedBy, Decision, RouteInput, Router};

@@ -20,14 +20,14 @@ use tokio::sync::Notify;
 
 use crate::config::Residency;
 use crate::remote::RemoteBackend;
-use crate::resolve::{expert_override, BackendSpec, ModelPaths, ModelSpec, RoleSpec, TeamConfig};
+use crate::resolve::{expert_override, ModelDef, ModelPaths, RoleBackend, RoleDef, TeamConfig};
 use crate::OrchError;
 
 /// A model as one role set loads it.
 #[derive(Debug, Clone)]
-pub struct InstanceSpec {
+pub struct InstancePlan {
     pub key: String,
-    pub model: ModelSpec,
+    pub model: ModelDef,
     pub path: PathBuf,
     pub params: ModelParams,
     pub lookup_ngram: Option<(usize, usize)>,
@@ -35,7 +35,7 @@ pub struct InstanceSpec {
     pub spec_max: usize,
     pub spec_tree: bool,
     pub suffix: Option<augur_runtime::SuffixTuning>,
-    pub draft: Option<(ModelSpec, PathBuf)>,
+    pub draft: Option<(ModelDef, PathBuf)>,
     /// Bytes reserved in the budget while loaded or loading.
     pub memory: u64,
     pub hot: bool,
@@ -43,7 +43,7 @@ pub struct InstanceSpec {
 }
 
 /// Builds a backend from an instance; runs on a blocking thread.
-pub type LoadFn = Arc<dyn Fn(&InstanceSpec) -> Result<Arc<dyn Backend>, String> + Send + Sync>;
+pub type LoadFn = Arc<dyn Fn(&InstancePlan) -> Result<Arc<dyn Backend>, String> + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,7 +75,7 @@ enum State {
 }
 
 struct Slot {
-    spec: Arc<InstanceSpec>,
+    spec: Arc<InstancePlan>,
     state: State,
     in_use: usize,
     last_used: u64,
@@ -145,7 +145,7 @@ impl Drop for Lease {
 enum Step {
     Ready(Lease),
     Wait,
-    Load(Arc<InstanceSpec>),
+    Load(Arc<InstancePlan>),
 }
 
 #[derive(Clone)]
@@ -161,7 +161,7 @@ pub struct RegistryOptions {
 }
 
 impl Registry {
-    pub fn new(instances: Vec<InstanceSpec>, cfg: &TeamConfig, opts: RegistryOptions, load: LoadFn) -> Registry {
+    pub fn new(instances: Vec<InstancePlan>, cfg: &TeamConfig, opts: RegistryOptions, load: LoadFn) -> Registry {
         let mut role_instance = BTreeMap::new();
         let mut slots = BTreeMap::new();
         for inst in instances {
@@ -175,11 +175,11 @@ impl Registry {
             .roles
             .values()
             .filter_map(|r| match &r.backend {
-                BackendSpec::OpenAi(spec) => {
+                RoleBackend::OpenAi(spec) => {
                     let remote: Arc<dyn Backend> = Arc::new(RemoteBackend::new(spec.clone(), opts.remote_capacity));
                     Some((r.name.clone(), remote))
                 }
-                BackendSpec::Local => None,
+                RoleBackend::Local => None,
             })
             .collect();
         let inner = Inner { slots, used: 0, clock: 0 };
@@ -279,7 +279,7 @@ impl Registry {
         Ok(Step::Load(spec))
     }
 
-    fn spawn_load(&self, spec: Arc<InstanceSpec>) {
+    fn spawn_load(&self, spec: Arc<InstancePlan>) {
         let shared = self.shared.clone();
         tracing::info!("loading {} ({} bytes reserved)", spec.key, spec.memory);
         tokio::task::spawn_blocking(move || {
@@ -366,9 +366,9 @@ fn make_room(inner: &mut Inner, need: u64, budget: u64) -> bool {
 }
 
 /// One instance per distinct set of load-time settings among local roles.
-pub fn plan_instances(cfg: &TeamConfig, paths: &ModelPaths) -> Result<Vec<InstanceSpec>, OrchError> {
-    let mut by_key: BTreeMap<String, InstanceSpec> = BTreeMap::new();
-    for role in cfg.roles.values().filter(|r| r.backend == BackendSpec::Local) {
+pub fn plan_instances(cfg: &TeamConfig, paths: &ModelPaths) -> Result<Vec<InstancePlan>, OrchError> {
+    let mut by_key: BTreeMap<String, InstancePlan> = BTreeMap::new();
+    for role in cfg.roles.values().filter(|r| r.backend == RoleBackend::Local) {
         let inst = instance_for(cfg, role, paths)?;
         match by_key.get_mut(&inst.key) {
             Some(existing) => {
@@ -383,12 +383,12 @@ pub fn plan_instances(cfg: &TeamConfig, paths: &ModelPaths) -> Result<Vec<Instan
     Ok(by_key.into_values().collect())
 }
 
-fn model_of<'a>(cfg: &'a TeamConfig, role: &RoleSpec) -> Result<&'a ModelSpec, OrchError> {
+fn model_of<'a>(cfg: &'a TeamConfig, role: &RoleDef) -> Result<&'a ModelDef, OrchError> {
     let name = role.model.as_deref().ok_or_else(|| OrchError::NoSuchTarget(role.name.clone()))?;
     cfg.models.get(name).ok_or_else(|| OrchError::NoSuchTarget(name.to_string()))
 }
 
-fn path_of(paths: &ModelPaths, m: &ModelSpec) -> Result<PathBuf, OrchError> {
+fn path_of(paths: &ModelPaths, m: &ModelDef) -> Result<PathBuf, OrchError> {
     paths.get(&m.name).cloned().ok_or_else(|| OrchError::Source {
         path: format!("models.{}.source", m.name),
         source_name: m.source.clone(),
@@ -396,7 +396,7 @@ fn path_of(paths: &ModelPaths, m: &ModelSpec) -> Result<PathBuf, OrchError> {
     })
 }
 
-fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result<InstanceSpec, OrchError> {
+fn instance_for(cfg: &TeamConfig, role: &RoleDef, paths: &ModelPaths) -> Result<InstancePlan, OrchError> {
     let model = model_of(cfg, role)?;
     let path = path_of(paths, model)?;
     let header = augur_gguf::read_file(&path).map_err(|e| OrchError::Source {
@@ -435,7 +435,7 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
     }
     let key = if parts.is_empty() { model.name.clone() } else { format!("{}+{}", model.name, parts.join(",")) };
     let draft_mem = draft.as_ref().map_or(0, |(m, p)| memory_of(m, p));
-    Ok(InstanceSpec {
+    Ok(InstancePlan {
         key,
         params: ModelParams { mmap: true, repack: model.repack, overrides },
         memory: memory_estimate(model, &header).saturating_add(draft_mem),
@@ -452,7 +452,7 @@ fn instance_for(cfg: &TeamConfig, role: &RoleSpec, paths: &ModelPaths) -> Result
     })
 }
 
-fn memory_of(m: &ModelSpec, path: &std::path::Path) -> u64 {
+fn memory_of(m: &ModelDef, path: &std::path::Path) -> u64 {
     match augur_gguf::read_file(path) {
         Ok(h) => memory_estimate(m, &h),
         Err(_) => m.memory.unwrap_or(0),
@@ -461,7 +461,7 @@ fn memory_of(m: &ModelSpec, path: &std::path::Path) -> u64 {
 
 /// The configured size, else the weights plus an f16 KV cache for the
 /// model's context plus an eighth of the weights for compute buffers.
-pub fn memory_estimate(m: &ModelSpec, h: &augur_gguf::GgufFile) -> u64 {
+pub fn memory_estimate(m: &ModelDef, h: &augur_gguf::GgufFile) -> u64 {
     if let Some(bytes) = m.memory {
         return bytes;
     }
@@ -481,7 +481,7 @@ pub fn memory_estimate(m: &ModelSpec, h: &augur_gguf::GgufFile) -> u64 {
 }
 
 /// The worker settings of an instance. `queue`: requests that may wait.
-pub fn worker_config(inst: &InstanceSpec, queue: usize, state_dir: Option<&std::path::Path>) -> WorkerConfig {
+pub fn worker_config(inst: &InstancePlan, queue: usize, state_dir: Option<&std::path::Path>) -> WorkerConfig {
     let mut context = ContextParams { n_ctx: inst.model.ctx, ..ContextParams::default() };
     if let Some(t) = inst.model.threads {
         context.threads = t;
@@ -534,7 +534,7 @@ pub fn budget_for(cfg: &TeamConfig) -> u64 {
     })
 }
 
-impl InstanceSpec {
+impl InstancePlan {
     /// The overrides in `--override-kv` syntax (for the load check's key).
     pub fn override_args(&self) -> Vec<String> {
         use augur_gguf::OverrideValue as V;

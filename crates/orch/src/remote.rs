@@ -18,12 +18,12 @@ use augur_runtime::{
 use augur_sampling::SamplingParams;
 use tokio::sync::mpsc;
 
-use crate::resolve::RemoteSpec;
+use crate::resolve::RemoteDef;
 
 const EVENTS_IN_FLIGHT: usize = 256;
 
 pub struct RemoteBackend {
-    spec: RemoteSpec,
+    spec: RemoteDef,
     client: Client,
     running: Arc<AtomicUsize>,
     capacity: usize,
@@ -31,12 +31,12 @@ pub struct RemoteBackend {
 
 impl RemoteBackend {
     /// `capacity`: requests this server sends to the remote one at once.
-    pub fn new(spec: RemoteSpec, capacity: usize) -> RemoteBackend {
+    pub fn new(spec: RemoteDef, capacity: usize) -> RemoteBackend {
         let client = Client::new(&spec.base_url, spec.timeout).with_api_key(spec.api_key.clone());
         RemoteBackend { spec, client, running: Arc::new(AtomicUsize::new(0)), capacity: capacity.max(1) }
     }
 
-    pub fn spec(&self) -> &RemoteSpec {
+    pub fn spec(&self) -> &RemoteDef {
         &self.spec
     }
 

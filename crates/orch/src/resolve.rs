@@ -28,14 +28,14 @@ pub const AUTO: &str = "auto";
 
 #[derive(Debug, Clone)]
 pub struct TeamConfig {
-    pub models: BTreeMap<String, ModelSpec>,
-    pub roles: BTreeMap<String, RoleSpec>,
-    pub routing: RoutingSpec,
-    pub residency: ResidencySpec,
+    pub models: BTreeMap<String, ModelDef>,
+    pub roles: BTreeMap<String, RoleDef>,
+    pub routing: RoutingDef,
+    pub residency: ResidencyDef,
 }
 
 #[derive(Debug, Clone)]
-pub struct ModelSpec {
+pub struct ModelDef {
     pub name: String,
     pub source: String,
     pub threads: Option<i32>,
@@ -49,7 +49,7 @@ pub struct ModelSpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct RoleSpec {
+pub struct RoleDef {
     pub name: String,
     pub tier: u32,
     pub model: Option<String>,
@@ -59,7 +59,7 @@ pub struct RoleSpec {
     pub gate: Option<Vec<String>>,
     pub accel: Accel,
     pub defaults: DefaultsEntry,
-    pub backend: BackendSpec,
+    pub backend: RoleBackend,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,13 +76,13 @@ pub struct Accel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendSpec {
+pub enum RoleBackend {
     Local,
-    OpenAi(RemoteSpec),
+    OpenAi(RemoteDef),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteSpec {
+pub struct RemoteDef {
     pub base_url: String,
     pub model: String,
     pub api_key: Option<String>,
@@ -90,7 +90,7 @@ pub struct RemoteSpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct RoutingSpec {
+pub struct RoutingDef {
     pub default: String,
     /// The front door role, when there is one and classification is on.
     pub classifier: Option<String>,
@@ -112,7 +112,7 @@ pub struct Rule {
 }
 
 #[derive(Debug, Clone)]
-pub struct ResidencySpec {
+pub struct ResidencyDef {
     pub budget: Option<u64>,
     pub budget_fraction: f64,
     pub load_timeout: Duration,
@@ -136,7 +136,7 @@ impl TeamConfig {
 
     pub fn from_file(f: TeamFile) -> Result<TeamConfig, OrchError> {
         let mut errs = Vec::new();
-        let models: BTreeMap<String, ModelSpec> = f
+        let models: BTreeMap<String, ModelDef> = f
             .models
             .iter()
             .filter_map(|(n, m)| keep(&mut errs, model_spec(n, m)))
@@ -167,7 +167,7 @@ impl TeamConfig {
     }
 
     /// A role, or the name of a model served through an implicit role.
-    pub fn role(&self, name: &str) -> Option<&RoleSpec> {
+    pub fn role(&self, name: &str) -> Option<&RoleDef> {
         self.roles.get(name)
     }
 
@@ -206,7 +206,7 @@ fn check_name(errs: &mut Vec<OrchError>, path: &str, name: &str) {
     }
 }
 
-fn model_spec(name: &str, m: &ModelEntry) -> Result<ModelSpec, OrchError> {
+fn model_spec(name: &str, m: &ModelEntry) -> Result<ModelDef, OrchError> {
     let p = format!("models.{name}");
     let mut errs = Vec::new();
     if m.source.trim().is_empty() {
@@ -232,7 +232,7 @@ fn model_spec(name: &str, m: &ModelEntry) -> Result<ModelSpec, OrchError> {
     }
     let memory = m.memory.as_ref().and_then(|s| keep(&mut errs, size_bytes(&format!("{p}.memory"), s)));
     OrchError::collect(errs)?;
-    Ok(ModelSpec {
+    Ok(ModelDef {
         name: name.to_string(),
         source: m.source.clone(),
         threads: m.threads,
@@ -258,7 +258,7 @@ fn unknown_role(path: String, role: &str, f: &TeamFile) -> OrchError {
     OrchError::UnknownRole { path, role: role.to_string(), known: known(f.roles.keys()) }
 }
 
-fn role_spec(name: &str, r: &RoleEntry, f: &TeamFile) -> Result<RoleSpec, OrchError> {
+fn role_spec(name: &str, r: &RoleEntry, f: &TeamFile) -> Result<RoleDef, OrchError> {
     let p = format!("roles.{name}");
     let mut errs = Vec::new();
     let backend = keep(&mut errs, backend_spec(&p, name, &r.backend));
@@ -279,7 +279,7 @@ fn role_spec(name: &str, r: &RoleEntry, f: &TeamFile) -> Result<RoleSpec, OrchEr
     let accel = keep(&mut errs, accel_spec(&p, name, &r.acceleration, f));
     keep(&mut errs, check_defaults(&p, &r.defaults));
     OrchError::collect(errs)?;
-    Ok(RoleSpec {
+    Ok(RoleDef {
         name: name.to_string(),
         tier: r.tier.unwrap_or(1),
         model: r.model.clone(),
@@ -289,27 +289,27 @@ fn role_spec(name: &str, r: &RoleEntry, f: &TeamFile) -> Result<RoleSpec, OrchEr
         gate: r.gate.clone(),
         accel: accel.unwrap_or_default(),
         defaults: r.defaults.clone(),
-        backend: backend.unwrap_or(BackendSpec::Local),
+        backend: backend.unwrap_or(RoleBackend::Local),
     })
 }
 
-fn check_role_model(errs: &mut Vec<OrchError>, p: &str, r: &RoleEntry, backend: Option<&BackendSpec>, f: &TeamFile) {
+fn check_role_model(errs: &mut Vec<OrchError>, p: &str, r: &RoleEntry, backend: Option<&RoleBackend>, f: &TeamFile) {
     match (&r.model, backend) {
         (Some(m), _) if !f.models.contains_key(m) => errs.push(OrchError::MissingModel {
             path: format!("{p}.model"),
             model: m.clone(),
             known: known(f.models.keys()),
         }),
-        (None, Some(BackendSpec::Local)) => {
+        (None, Some(RoleBackend::Local)) => {
             errs.push(OrchError::key(format!("{p}.model"), "a local role needs a model (a key of [models])"))
         }
         _ => {}
     }
 }
 
-fn backend_spec(p: &str, role: &str, b: &BackendEntry) -> Result<BackendSpec, OrchError> {
+fn backend_spec(p: &str, role: &str, b: &BackendEntry) -> Result<RoleBackend, OrchError> {
     let BackendEntry::Openai { base_url, model, api_key, api_key_env, timeout_secs } = b else {
-        return Ok(BackendSpec::Local);
+        return Ok(RoleBackend::Local);
     };
     let p = format!("{p}.backend");
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
@@ -330,7 +330,7 @@ fn backend_spec(p: &str, role: &str, b: &BackendEntry) -> Result<BackendSpec, Or
     if !(1..=86_400).contains(&secs) {
         return Err(OrchError::key(format!("{p}.timeout_secs"), "must be in 1..=86400"));
     }
-    Ok(BackendSpec::OpenAi(RemoteSpec {
+    Ok(RoleBackend::OpenAi(RemoteDef {
         base_url: base_url.trim_end_matches('/').to_string(),
         model: model.clone().unwrap_or_else(|| role.to_string()),
         api_key,
@@ -409,7 +409,7 @@ fn check_defaults(p: &str, d: &DefaultsEntry) -> Result<(), OrchError> {
     Ok(())
 }
 
-fn routing_spec(r: &RoutingEntry, roles: &BTreeMap<String, RoleEntry>) -> Result<RoutingSpec, OrchError> {
+fn routing_spec(r: &RoutingEntry, roles: &BTreeMap<String, RoleEntry>) -> Result<RoutingDef, OrchError> {
     let mut errs = Vec::new();
     let f = TeamFile { roles: roles.clone(), ..TeamFile::default() };
     let role_ok = |errs: &mut Vec<OrchError>, path: String, role: &str| {
@@ -438,7 +438,7 @@ fn routing_spec(r: &RoutingEntry, roles: &BTreeMap<String, RoleEntry>) -> Result
     }
     OrchError::collect(errs)?;
     let classify = r.classify.unwrap_or(true) && roles.contains_key(FRONTDOOR) && !classify_roles.is_empty();
-    Ok(RoutingSpec {
+    Ok(RoutingDef {
         default: r.default.clone().unwrap_or_else(|| default_role(roles)),
         classifier: classify.then(|| FRONTDOOR.to_string()),
         classify_roles,
@@ -491,7 +491,7 @@ fn compile_rule(i: usize, r: &RuleEntry, roles: &BTreeMap<String, RoleEntry>, f:
     })
 }
 
-fn residency_spec(f: &TeamFile) -> Result<ResidencySpec, OrchError> {
+fn residency_spec(f: &TeamFile) -> Result<ResidencyDef, OrchError> {
     let r = &f.residency;
     let budget = r.budget.as_ref().map(|s| size_bytes("residency.budget", s)).transpose()?;
     let fraction = r.budget_fraction.unwrap_or(0.8);
@@ -502,7 +502,7 @@ fn residency_spec(f: &TeamFile) -> Result<ResidencySpec, OrchError> {
     if !(1..=3600).contains(&secs) {
         return Err(OrchError::key("residency.load_timeout_secs", "must be in 1..=3600"));
     }
-    Ok(ResidencySpec { budget, budget_fraction: fraction, load_timeout: Duration::from_secs(secs) })
+    Ok(ResidencyDef { budget, budget_fraction: fraction, load_timeout: Duration::from_secs(secs) })
 }
 
 /// Where each model's file is, once [`check_files`] found them.
@@ -536,7 +536,7 @@ pub fn check_files(
     Ok(paths)
 }
 
-fn check_draft_vocab(cfg: &TeamConfig, role: &RoleSpec, headers: &BTreeMap<String, GgufFile>) -> Result<(), OrchError> {
+fn check_draft_vocab(cfg: &TeamConfig, role: &RoleDef, headers: &BTreeMap<String, GgufFile>) -> Result<(), OrchError> {
     let (Some(draft), Some(target_model)) = (&role.accel.draft, &role.model) else { return Ok(()) };
     let Some(draft_model) = cfg.roles.get(draft).and_then(|d| d.model.as_ref()) else { return Ok(()) };
     let (Some(t), Some(d)) = (headers.get(target_model), headers.get(draft_model)) else { return Ok(()) };
@@ -568,7 +568,7 @@ pub fn vocab_difference(a: &GgufFile, b: &GgufFile) -> Option<String> {
     Some(format!("token {i} is {:?} vs {:?}", ta[i], tb[i]))
 }
 
-fn check_experts(role: &RoleSpec, headers: &BTreeMap<String, GgufFile>) -> Result<(), OrchError> {
+fn check_experts(role: &RoleDef, headers: &BTreeMap<String, GgufFile>) -> Result<(), OrchError> {
     let (Some(n), Some(model)) = (role.accel.experts, &role.model) else { return Ok(()) };
     let Some(h) = headers.get(model) else { return Ok(()) };
     let path = format!("roles.{}.acceleration.experts", role.name);

@@ -106,7 +106,7 @@ fn backends_and_values_are_checked() {
     assert!(e.contains("suffix_min_prob") && e.contains("suffix_factor"), "{e}");
     let ok =
         TeamConfig::from_toml("[roles.r]\nbackend = { type = \"openai\", base_url = \"http://h:1/v1\" }\n").unwrap();
-    assert!(matches!(&ok.roles["r"].backend, augur_orch::BackendSpec::OpenAi(s) if s.model == "r"));
+    assert!(matches!(&ok.roles["r"].backend, augur_orch::RoleBackend::OpenAi(s) if s.model == "r"));
 }
 
 #[test]

@@ -173,7 +173,7 @@ fn invalid_expert_counts_are_refused_with_a_clear_message() {
 }
 
 /// The instances planned for `roles` over one small MoE model `moe`.
-fn instances_of_roles(roles: &str) -> Vec<augur_orch::registry::InstanceSpec> {
+fn instances_of_roles(roles: &str) -> Vec<augur_orch::registry::InstancePlan> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_model(dir.path(), &small_opts());
     let text = format!("[models.moe]\nsource = {:?}\nrepack = false\n{roles}", path.display().to_string());

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use augur_orch::resolve::RemoteSpec;
+use augur_orch::resolve::RemoteDef;
 use augur_orch::RemoteBackend;
 use augur_runtime::{ChatMessage, Event, GenerateRequest, Prompt, RuntimeError};
 
@@ -44,7 +44,7 @@ fn json_response(status: &str, body: &str) -> String {
 
 /// The error the remote role's stream ends with.
 fn outcome(url: &str) -> Result<String, RuntimeError> {
-    let spec = RemoteSpec { base_url: url.into(), model: "m".into(), api_key: None, timeout: Duration::from_secs(5) };
+    let spec = RemoteDef { base_url: url.into(), model: "m".into(), api_key: None, timeout: Duration::from_secs(5) };
     let backend = RemoteBackend::new(spec, 1);
     let req = GenerateRequest::new(Prompt::Chat(vec![ChatMessage::new("user", "hi")]), 4);
     let mut events = backend.submit(req)?;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use augur_grammar::GrammarEngine;
+use augur_grammar::GrammarCompiler;
 use tokio::sync::mpsc;
 
 use crate::probe::Scorer;
@@ -30,7 +30,7 @@ pub trait Backend: Send + Sync {
         None
     }
     /// The grammar compiler for this model's vocabulary (built on first use).
-    fn grammar(&self) -> Result<Arc<GrammarEngine>, RuntimeError> {
+    fn grammar(&self) -> Result<Arc<GrammarCompiler>, RuntimeError> {
         Err(RuntimeError::GrammarUnavailable(format!("{} has no local vocabulary", self.model_name())))
     }
     /// A small context of its own on this model's weights, for scoring

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use augur_engine::Model;
-use augur_grammar::{GrammarEngine, GrammarLimits, TokenizeFn, VocabToken, Vocabulary};
+use augur_grammar::{GrammarCompiler, GrammarLimits, TokenizeFn, VocabToken, Vocabulary};
 
 use crate::RuntimeError;
 
@@ -33,13 +33,15 @@ pub fn vocabulary(model: &Arc<Model>) -> Vocabulary {
 /// A lazily built grammar engine (the token trie takes a moment on a 150k
 /// vocabulary, and most requests never need it).
 #[derive(Default)]
-pub struct LazyGrammar(OnceLock<Result<Arc<GrammarEngine>, String>>);
+pub struct LazyGrammar(OnceLock<Result<Arc<GrammarCompiler>, String>>);
 
 impl LazyGrammar {
-    pub fn get(&self, model: &Arc<Model>) -> Result<Arc<GrammarEngine>, RuntimeError> {
+    pub fn get(&self, model: &Arc<Model>) -> Result<Arc<GrammarCompiler>, RuntimeError> {
         self.0
             .get_or_init(|| {
-                GrammarEngine::new(vocabulary(model), GrammarLimits::default()).map(Arc::new).map_err(|e| e.to_string())
+                GrammarCompiler::new(vocabulary(model), GrammarLimits::default())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
             })
             .clone()
             .map_err(RuntimeError::GrammarUnavailable)

@@ -11,7 +11,7 @@ use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams,
 use augur_sampling::Token;
 use tokio::sync::mpsc;
 
-use augur_grammar::GrammarEngine;
+use augur_grammar::GrammarCompiler;
 
 use crate::backend::{Backend, TokenStream};
 use crate::draft::DraftModel;
@@ -208,7 +208,7 @@ impl Backend for ModelWorker {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    fn grammar(&self) -> Result<Arc<GrammarEngine>, RuntimeError> {
+    fn grammar(&self) -> Result<Arc<GrammarCompiler>, RuntimeError> {
         self.grammar.get(&self.model)
     }
 }

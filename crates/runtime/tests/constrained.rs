@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use augur_engine::{ChatMessage, ContextParams};
-use augur_grammar::{CompiledGrammar, GrammarSpec, ToolChoice, ToolDef, ToolFormat};
+use augur_grammar::{CompiledGrammar, GrammarSource, ToolChoice, ToolDef, ToolFormat};
 use augur_runtime::{
     Backend, Completion, DraftConfig, DraftPolicy, Event, GenerateRequest, ModelWorker, Prompt, SpecMode, SpecOptions,
     SpecSettings, WorkerConfig,
@@ -41,7 +41,7 @@ struct Case {
     id: &'static str,
     system: &'static str,
     user: &'static str,
-    spec: GrammarSpec,
+    spec: GrammarSource,
     max_tokens: u32,
 }
 
@@ -104,42 +104,42 @@ fn cases() -> Vec<Case> {
             id: "person",
             system: "Reply with JSON only.",
             user: "Describe Ada Lovelace as JSON with name, age at death and up to three languages she might have used.",
-            spec: GrammarSpec::JsonSchema { schema: person, strict: true },
+            spec: GrammarSource::JsonSchema { schema: person, strict: true },
             max_tokens: 45,
         },
         Case {
             id: "signature",
             system: "Reply with JSON only.",
             user: "Give the signature of a Python function that checks whether a number is prime: def is_prime(n: int) -> bool",
-            spec: GrammarSpec::JsonSchema { schema: func, strict: false },
+            spec: GrammarSource::JsonSchema { schema: func, strict: false },
             max_tokens: 40,
         },
         Case {
             id: "json-object",
             system: "Reply with JSON only.",
             user: "List the HTTP methods GET, POST and DELETE with a one-word purpose each, as a JSON object.",
-            spec: GrammarSpec::JsonObject,
+            spec: GrammarSource::JsonObject,
             max_tokens: 40,
         },
         Case {
             id: "regex-date",
             system: "Answer with the date only.",
             user: "When did the Apollo 11 moon landing happen? Use YYYY-MM-DD.",
-            spec: GrammarSpec::Regex { pattern: r"[0-9]{4}-[0-9]{2}-[0-9]{2}".into() },
+            spec: GrammarSource::Regex { pattern: r"[0-9]{4}-[0-9]{2}-[0-9]{2}".into() },
             max_tokens: 20,
         },
         Case {
             id: "tool-required",
             system: TOOL_SYSTEM,
             user: "What is the weather in Paris, in celsius?",
-            spec: GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Required, format: ToolFormat::hermes() },
+            spec: GrammarSource::ToolCalls { tools: weather_tools(), choice: ToolChoice::Required, format: ToolFormat::hermes() },
             max_tokens: 45,
         },
         Case {
             id: "tool-named",
             system: TOOL_SYSTEM,
             user: "Find where the function parse_config is defined in the repository.",
-            spec: GrammarSpec::ToolCalls {
+            spec: GrammarSource::ToolCalls {
                 tools: weather_tools(),
                 choice: ToolChoice::Named("search_code".into()),
                 format: ToolFormat::hermes(),
@@ -150,13 +150,13 @@ fn cases() -> Vec<Case> {
             id: "tool-auto",
             system: TOOL_SYSTEM_WITH_EXAMPLE,
             user: "Call get_weather for Tokyo in fahrenheit.",
-            spec: GrammarSpec::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() },
+            spec: GrammarSource::ToolCalls { tools: weather_tools(), choice: ToolChoice::Auto, format: ToolFormat::hermes() },
             max_tokens: 50,
         },
     ]
 }
 
-fn compile(spec: &GrammarSpec) -> Arc<CompiledGrammar> {
+fn compile(spec: &GrammarSource) -> Arc<CompiledGrammar> {
     shared().grammar().expect("grammar engine").compile(spec).expect("compiles")
 }
 
@@ -188,14 +188,14 @@ fn check_valid(case: &Case, c: &Completion) {
         return;
     }
     match &case.spec {
-        GrammarSpec::JsonSchema { .. } | GrammarSpec::JsonObject => {
+        GrammarSource::JsonSchema { .. } | GrammarSource::JsonObject => {
             let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out}", case.id));
             assert!(v.is_object(), "{}: {out}", case.id);
         }
-        GrammarSpec::Regex { .. } => {
+        GrammarSource::Regex { .. } => {
             assert!(out.len() == 10 && out.as_bytes()[4] == b'-' && out.as_bytes()[7] == b'-', "{}: {out}", case.id)
         }
-        GrammarSpec::ToolCalls { choice, .. } => {
+        GrammarSource::ToolCalls { choice, .. } => {
             let Some(start) = out.find("<tool_call>\n") else {
                 assert_eq!(*choice, ToolChoice::Auto, "{}: no call in {out}", case.id);
                 if out.starts_with('{') {
@@ -215,7 +215,7 @@ fn check_valid(case: &Case, c: &Completion) {
                 assert_eq!(call["name"], n.as_str());
             }
         }
-        GrammarSpec::Lark { .. } => {}
+        GrammarSource::Lark { .. } => {}
     }
 }
 

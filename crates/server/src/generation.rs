@@ -21,7 +21,7 @@ use tokio::time::timeout_at;
 
 use crate::metrics::Metrics;
 use crate::prompt::chat_tokens;
-use crate::request::{Endpoint, GenSpec};
+use crate::request::{Endpoint, ParsedRequest};
 use crate::state::AppState;
 use crate::structured::Constraint;
 use crate::toolcall::{CallParser, Piece};
@@ -42,20 +42,20 @@ pub struct Served {
     pub hold: Option<Box<dyn Send + Sync>>,
 }
 
-/// Answer `spec` on `served`, streamed or in one body. `permit` is the
+/// Answer `parsed` on `served`, streamed or in one body. `permit` is the
 /// request's admission, held until the response ends.
 pub async fn respond_on(
     state: AppState,
     served: Served,
-    mut spec: GenSpec,
+    mut parsed: ParsedRequest,
     arrived: Instant,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response, ServerError> {
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let stream = submit(served.backend.clone(), &mut spec, state.config.max_tokens_limit).await?;
-    let ctx = Ctx::new(&spec, &served);
+    let stream = submit(served.backend.clone(), &mut parsed, state.config.max_tokens_limit).await?;
+    let ctx = Ctx::new(&parsed, &served);
     let tracker = Tracker::new(state.metrics.clone(), arrived);
-    if spec.stream {
+    if parsed.stream {
         let mut sse_state =
             SseState::new(ctx, stream, tracker, deadline, permit, state.config.request_timeout.as_secs());
         sse_state.hold = served.hold;
@@ -72,38 +72,38 @@ pub async fn respond_on(
 pub async fn generate_once(
     state: &AppState,
     served: &Served,
-    spec: &mut GenSpec,
+    parsed: &mut ParsedRequest,
     arrived: Instant,
 ) -> Result<Output, ServerError> {
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let stream = submit(served.backend.clone(), spec, state.config.max_tokens_limit).await?;
+    let stream = submit(served.backend.clone(), parsed, state.config.max_tokens_limit).await?;
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     let secs = state.config.request_timeout.as_secs();
     timeout_at(deadline, collect(stream, tracker)).await.map_err(|_| ServerError::Timeout(secs))?
 }
 
 /// The one-body response for `out`.
-pub fn full_response(spec: &GenSpec, served: &Served, out: &Output) -> Response {
-    axum::Json(Ctx::new(spec, served).full_body(out)).into_response()
+pub fn full_response(parsed: &ParsedRequest, served: &Served, out: &Output) -> Response {
+    axum::Json(Ctx::new(parsed, served).full_body(out)).into_response()
 }
 
-/// Queue `spec` on `backend`: a model with a local vocabulary gets token
+/// Queue `parsed` on `backend`: a model with a local vocabulary gets token
 /// ids (prepared here); a remote one gets the text and tokenises for itself.
-async fn submit(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Result<TokenStream, ServerError> {
+async fn submit(backend: Arc<dyn Backend>, parsed: &mut ParsedRequest, cap: u32) -> Result<TokenStream, ServerError> {
     let req = GenerateRequest {
-        prompt: spec.prompt.clone(),
-        max_tokens: spec.max_tokens.unwrap_or(cap),
-        sampling: spec.sampling.clone(),
-        stop: spec.stop.clone(),
-        spec: spec.spec,
+        prompt: parsed.prompt.clone(),
+        max_tokens: parsed.max_tokens.unwrap_or(cap),
+        sampling: parsed.sampling.clone(),
+        stop: parsed.stop.clone(),
+        spec: parsed.spec,
         constraint: None,
     };
     let req = match backend.tokenizer().zip(backend.n_ctx()) {
-        Some(_) => prepare(backend.clone(), spec, req, cap).await?,
+        Some(_) => prepare(backend.clone(), parsed, req, cap).await?,
         None => {
             // A compiled constraint is tied to a local vocabulary; refusing
             // beats silently returning unconstrained output.
-            if let Some(c) = &spec.structured.constraint {
+            if let Some(c) = &parsed.structured.constraint {
                 return Err(ServerError::unsupported(
                     c.param,
                     format!("`{}` is not supported on remote roles", c.param),
@@ -121,16 +121,16 @@ async fn submit(backend: Arc<dyn Backend>, spec: &mut GenSpec, cap: u32) -> Resu
 /// gets token ids and does not tokenise again.
 async fn prepare(
     backend: Arc<dyn Backend>,
-    spec: &GenSpec,
+    parsed: &ParsedRequest,
     mut req: GenerateRequest,
     cap: u32,
 ) -> Result<GenerateRequest, ServerError> {
-    let default_max = spec.max_tokens.is_none();
+    let default_max = parsed.max_tokens.is_none();
     if default_max {
         req.max_tokens = 1;
     }
-    let constraint = spec.structured.constraint.clone();
-    let tools = spec.structured.tools.clone();
+    let constraint = parsed.structured.constraint.clone();
+    let tools = parsed.structured.tools.clone();
     tokio::task::spawn_blocking(move || {
         let (Some(tok), Some(n_ctx)) = (backend.tokenizer(), backend.n_ctx()) else {
             return Err(ServerError::Internal(format!("{} has no local vocabulary", backend.model_name())));
@@ -156,8 +156,8 @@ async fn prepare(
 /// Compile with the model's grammar engine (bounded in time and size,
 /// cached), naming the request field on failure.
 fn compile(backend: &dyn Backend, c: &Constraint) -> Result<Arc<CompiledGrammar>, ServerError> {
-    let engine = backend.grammar()?;
-    engine.compile(&c.spec).map_err(|source| ServerError::Grammar { param: c.param.to_string(), source })
+    let compiler = backend.grammar()?;
+    compiler.compile(&c.source).map_err(|source| ServerError::Grammar { param: c.param.to_string(), source })
 }
 
 /// Per-request timing fed to the metrics.
@@ -269,16 +269,16 @@ fn usage_json(c: &Completion, cached: usize) -> Value {
 }
 
 impl Ctx {
-    fn new(spec: &GenSpec, served: &Served) -> Ctx {
+    fn new(parsed: &ParsedRequest, served: &Served) -> Ctx {
         Ctx {
-            endpoint: spec.endpoint,
-            id: new_id(spec.endpoint),
+            endpoint: parsed.endpoint,
+            id: new_id(parsed.endpoint),
             created: unix_now(),
             model: served.model_id.clone(),
-            include_usage: spec.include_usage,
+            include_usage: parsed.include_usage,
             augur: served.augur.clone(),
-            parse_calls: spec.structured.parse_calls,
-            tool_names: spec.structured.tool_names.clone(),
+            parse_calls: parsed.structured.parse_calls,
+            tool_names: parsed.structured.tool_names.clone(),
         }
     }
 

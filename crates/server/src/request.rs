@@ -110,7 +110,7 @@ pub enum Endpoint {
 
 /// A checked generation request, before tokenisation.
 #[derive(Debug)]
-pub struct GenSpec {
+pub struct ParsedRequest {
     pub endpoint: Endpoint,
     pub prompt: Prompt,
     /// `None`: the rest of the context, capped by the configured limit.
@@ -126,7 +126,7 @@ pub struct GenSpec {
 
 impl RawRequest {
     /// Validate for `endpoint`. The model name is checked by the caller.
-    pub fn into_spec(self, endpoint: Endpoint, cfg: &ServerConfig) -> Result<GenSpec, ServerError> {
+    pub fn into_parsed(self, endpoint: Endpoint, cfg: &ServerConfig) -> Result<ParsedRequest, ServerError> {
         self.check_endpoint_fields(endpoint)?;
         self.check_neutral()?;
         self.check_n()?;
@@ -137,7 +137,7 @@ impl RawRequest {
         let structured = self.structured(&prompt)?;
         let mut stop = stop_strings(self.stop.as_ref(), cfg)?;
         stop.extend(structured.stop_after.map(String::from));
-        Ok(GenSpec {
+        Ok(ParsedRequest {
             endpoint,
             prompt,
             max_tokens: self.max_tokens(cfg)?,
@@ -608,11 +608,11 @@ mod tests {
         ServerOptions::default().resolve("m").unwrap()
     }
 
-    fn chat(body: &str) -> Result<GenSpec, ServerError> {
-        parse::<RawRequest>(body.as_bytes())?.into_spec(Endpoint::Chat, &cfg())
+    fn chat(body: &str) -> Result<ParsedRequest, ServerError> {
+        parse::<RawRequest>(body.as_bytes())?.into_parsed(Endpoint::Chat, &cfg())
     }
 
-    fn code(r: Result<GenSpec, ServerError>) -> (&'static str, Option<String>) {
+    fn code(r: Result<ParsedRequest, ServerError>) -> (&'static str, Option<String>) {
         let e = r.expect_err("should be refused");
         let s = e.shape();
         (s.code, s.param)
@@ -710,7 +710,8 @@ mod tests {
 
     #[test]
     fn completion_prompts() {
-        let comp = |b: &str| parse::<RawRequest>(b.as_bytes()).and_then(|r| r.into_spec(Endpoint::Completions, &cfg()));
+        let comp =
+            |b: &str| parse::<RawRequest>(b.as_bytes()).and_then(|r| r.into_parsed(Endpoint::Completions, &cfg()));
         assert!(matches!(comp(r#"{"prompt":"x"}"#).unwrap().prompt, Prompt::Text(_)));
         assert!(matches!(comp(r#"{"prompt":["x"]}"#).unwrap().prompt, Prompt::Text(_)));
         assert!(matches!(comp(r#"{"prompt":[1,2,3]}"#).unwrap().prompt, Prompt::Tokens(_)));

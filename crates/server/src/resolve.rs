@@ -138,23 +138,23 @@ pub async fn generate(state: AppState, mut raw: RawRequest, endpoint: Endpoint) 
     let mut failures: Vec<Value> = Vec::new();
     let last = route.steps.len().saturating_sub(1);
     for (i, step) in route.steps.iter().enumerate() {
-        let mut spec = step.request(&raw).into_spec(endpoint, &state.config)?;
+        let mut parsed = step.request(&raw).into_parsed(endpoint, &state.config)?;
         let mut served = state.resolver.acquire(step).await?;
         let Some(esc) = &route.escalation else {
-            return respond_on(state, served, spec, arrived, permit).await;
+            return respond_on(state, served, parsed, arrived, permit).await;
         };
         served.augur = Some(augur_json(&step.name, esc, &failures, None));
-        if spec.stream {
-            return Ok(labelled(respond_on(state, served, spec, arrived, permit).await?, &step.name));
+        if parsed.stream {
+            return Ok(labelled(respond_on(state, served, parsed, arrived, permit).await?, &step.name));
         }
-        let out = generate_once(&state, &served, &mut spec, arrived).await?;
+        let out = generate_once(&state, &served, &mut parsed, arrived).await?;
         let checks = Checks { want_json: esc.want_json, gate: step.gate.as_deref() };
         let failed = check_answer(&out.text, out.done.finish_reason, &checks);
         match failed {
             Some(f) if i < last => failures.push(json!({"role": step.name, "failed": f})),
             _ => {
                 served.augur = Some(augur_json(&step.name, esc, &failures, failed.as_ref()));
-                return Ok(labelled(full_response(&spec, &served, &out), &step.name));
+                return Ok(labelled(full_response(&parsed, &served, &out), &step.name));
             }
         }
     }

@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 
-use augur_grammar::{GrammarSpec, ToolChoice, ToolDef, ToolFormat};
+use augur_grammar::{GrammarSource, ToolChoice, ToolDef, ToolFormat};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -100,7 +100,7 @@ pub struct Inputs<'a> {
 /// A constraint and the request field it came from (named in errors).
 #[derive(Debug, Clone)]
 pub struct Constraint {
-    pub spec: GrammarSpec,
+    pub source: GrammarSource,
     pub param: &'static str,
 }
 
@@ -165,9 +165,9 @@ impl Inputs<'_> {
         let stop_after = (!parallel && !matches!(choice, ToolChoice::Named(_))).then_some(CALL_CLOSE);
         let tool_names = defs.iter().map(|d| d.name.clone()).collect();
         let format = ToolFormat { parallel, ..ToolFormat::hermes() };
-        let spec = GrammarSpec::ToolCalls { tools: defs, choice, format };
+        let spec = GrammarSource::ToolCalls { tools: defs, choice, format };
         Structured {
-            constraint: Some(Constraint { spec, param: "tools" }),
+            constraint: Some(Constraint { source: spec, param: "tools" }),
             tools: Some(Value::Array(shown)),
             parse_calls: true,
             tool_names,
@@ -187,26 +187,26 @@ impl Inputs<'_> {
                          'json_object'",
                     ));
                 }
-                GrammarSpec::JsonObject
+                GrammarSource::JsonObject
             }
             Some(ResponseFormat::JsonSchema { json_schema: f }) => {
                 check_name("response_format.json_schema.name", &f.name)?;
                 let schema = f.schema.clone().unwrap_or_else(|| json!({}));
-                GrammarSpec::JsonSchema { schema, strict: f.strict.unwrap_or(false) }
+                GrammarSource::JsonSchema { schema, strict: f.strict.unwrap_or(false) }
             }
         };
-        Ok(Some(Constraint { spec, param }))
+        Ok(Some(Constraint { source: spec, param }))
     }
 
     fn grammar_constraint(&self) -> Result<Option<Constraint>, ServerError> {
         let param = "augur.grammar";
         let spec = match self.grammar {
             None => return Ok(None),
-            Some(GrammarExt { regex: Some(pattern), lark: None }) => GrammarSpec::Regex { pattern: pattern.clone() },
-            Some(GrammarExt { regex: None, lark: Some(grammar) }) => GrammarSpec::Lark { grammar: grammar.clone() },
+            Some(GrammarExt { regex: Some(pattern), lark: None }) => GrammarSource::Regex { pattern: pattern.clone() },
+            Some(GrammarExt { regex: None, lark: Some(grammar) }) => GrammarSource::Lark { grammar: grammar.clone() },
             Some(_) => return Err(ServerError::param(param, "give exactly one of `regex` or `lark`")),
         };
-        Ok(Some(Constraint { spec, param }))
+        Ok(Some(Constraint { source: spec, param }))
     }
 
     /// Each tool as the grammar sees it and as the template shows it.
@@ -326,7 +326,7 @@ mod tests {
         let t = tools(WEATHER);
         let s = Inputs { tools: Some(&t), ..Inputs::default() }.resolve().unwrap();
         let c = s.constraint.unwrap();
-        assert!(matches!(c.spec, GrammarSpec::ToolCalls { choice: ToolChoice::Auto, .. }));
+        assert!(matches!(c.source, GrammarSource::ToolCalls { choice: ToolChoice::Auto, .. }));
         assert!(s.parse_calls && s.stop_after == Some(CALL_CLOSE), "one call unless parallel calls are asked for");
         assert_eq!(s.tools.unwrap()[0]["function"]["name"], "weather");
     }
@@ -341,7 +341,10 @@ mod tests {
         let none = with(json!("none"), None).unwrap();
         assert!(none.constraint.is_none() && none.tools.is_none() && !none.parse_calls);
         let req = with(json!("required"), Some(false)).unwrap();
-        assert!(matches!(req.constraint.unwrap().spec, GrammarSpec::ToolCalls { choice: ToolChoice::Required, .. }));
+        assert!(matches!(
+            req.constraint.unwrap().source,
+            GrammarSource::ToolCalls { choice: ToolChoice::Required, .. }
+        ));
         assert_eq!(req.stop_after, Some(CALL_CLOSE));
         let named = with(json!({"type":"function","function":{"name":"weather"}}), Some(false)).unwrap();
         assert!(named.stop_after.is_none());
@@ -374,7 +377,7 @@ mod tests {
         let e = Inputs { response_format: Some(&obj), ..Inputs::default() }.resolve().unwrap_err();
         assert_eq!(e.shape().param.as_deref(), Some("messages"));
         let s = Inputs { response_format: Some(&obj), mentions_json: true, ..Inputs::default() }.resolve().unwrap();
-        assert_eq!(s.constraint.unwrap().spec, GrammarSpec::JsonObject);
+        assert_eq!(s.constraint.unwrap().source, GrammarSource::JsonObject);
         let g: GrammarExt = serde_json::from_str(r#"{"regex":"a+"}"#).unwrap();
         let e = Inputs { response_format: Some(&obj), mentions_json: true, grammar: Some(&g), ..Inputs::default() }
             .resolve()

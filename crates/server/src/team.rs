@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use augur_orch::registry::Registry;
-use augur_orch::{BackendSpec, Classify, Decision, OrchError, RouteInput, Router, TeamConfig};
+use augur_orch::{Classify, Decision, OrchError, RoleBackend, RouteInput, Router, TeamConfig};
 use augur_runtime::RuntimeError;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
@@ -74,8 +74,8 @@ impl Team {
     fn step(&self, role: &str) -> Step {
         let spec = self.cfg.roles.get(role);
         let model_id = match spec.map(|r| (&r.backend, &r.model)) {
-            Some((BackendSpec::OpenAi(remote), _)) => remote.model.clone(),
-            Some((BackendSpec::Local, Some(m))) => m.clone(),
+            Some((RoleBackend::OpenAi(remote), _)) => remote.model.clone(),
+            Some((RoleBackend::Local, Some(m))) => m.clone(),
             _ => role.to_string(),
         };
         let shape = spec.map(|r| {
@@ -89,7 +89,7 @@ impl Team {
                     max_tokens: d.max_tokens,
                 },
                 system_prompt: r.system_prompt.clone(),
-                spec: (r.backend == BackendSpec::Local).then_some((r.accel.spec, r.accel.spec_max)),
+                spec: (r.backend == RoleBackend::Local).then_some((r.accel.spec, r.accel.spec_max)),
             }
         });
         let gate = spec.and_then(|r| r.gate.clone());

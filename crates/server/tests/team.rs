@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use augur_orch::registry::{plan_instances, worker_config, InstanceSpec, LoadFn, RegistryOptions};
+use augur_orch::registry::{plan_instances, worker_config, InstancePlan, LoadFn, RegistryOptions};
 use augur_orch::{check_files, Registry, TeamConfig};
 use augur_runtime::{Backend, ModelWorker};
 use augur_server::team::Team;
@@ -28,7 +28,7 @@ fn team(text: &str, budget: u64) -> Arc<Team> {
     let paths = check_files(&cfg, &|s: &str| store.ensure(s, false).map_err(|e| e.to_string())).expect("files");
     let instances = plan_instances(&cfg, &paths).expect("instances");
     let state_dir = store.root().parent().map(Path::to_path_buf);
-    let load: LoadFn = Arc::new(move |inst: &InstanceSpec| {
+    let load: LoadFn = Arc::new(move |inst: &InstancePlan| {
         let w = ModelWorker::spawn(worker_config(inst, 4, state_dir.as_deref())).map_err(|e| e.to_string())?;
         Ok(Arc::new(w) as Arc<dyn Backend>)
     });

@@ -51,7 +51,7 @@ pub enum StoreError {
     ChecksumMismatch { name: String, expected: String, actual: String },
 
     #[error("invalid Hugging Face spec '{spec}': expected hf:OWNER/REPO/FILE.gguf")]
-    BadHfSpec { spec: String },
+    BadHfSource { spec: String },
 
     #[error("Hugging Face download of '{spec}' failed: {detail}")]
     Hub { spec: String, detail: String },

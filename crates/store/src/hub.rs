@@ -12,17 +12,17 @@ use crate::error::{Result, StoreError};
 
 /// A parsed `hf:` spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HfSpec {
+pub struct HfSource {
     /// `OWNER/REPO`.
     pub repo: String,
     /// Path of the file inside the repository.
     pub file: String,
 }
 
-impl HfSpec {
+impl HfSource {
     /// Parses the part after `hf:`.
-    pub fn parse(spec: &str) -> Result<HfSpec> {
-        let bad = || StoreError::BadHfSpec { spec: format!("hf:{spec}") };
+    pub fn parse(spec: &str) -> Result<HfSource> {
+        let bad = || StoreError::BadHfSource { spec: format!("hf:{spec}") };
         let mut it = spec.splitn(3, '/');
         let (owner, repo, file) = (it.next(), it.next(), it.next());
         let (Some(owner), Some(repo), Some(file)) = (owner, repo, file) else {
@@ -33,7 +33,7 @@ impl HfSpec {
         if !parts_ok || !file.ends_with(".gguf") {
             return Err(bad());
         }
-        Ok(HfSpec { repo: format!("{owner}/{repo}"), file: file.to_string() })
+        Ok(HfSource { repo: format!("{owner}/{repo}"), file: file.to_string() })
     }
 }
 
@@ -46,7 +46,7 @@ fn probe_timeout() -> Duration {
 }
 
 /// Downloads (or finds in the local hub cache) the file and returns its path.
-pub(crate) fn fetch(spec: &HfSpec, progress: bool) -> Result<PathBuf> {
+pub(crate) fn fetch(spec: &HfSource, progress: bool) -> Result<PathBuf> {
     let failed = |detail: String| StoreError::Hub { spec: format!("hf:{}/{}", spec.repo, spec.file), detail };
     if let Some(path) = Cache::from_env().model(spec.repo.clone()).get(&spec.file) {
         return Ok(path);
@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn parses_nested_files() {
-        let s = HfSpec::parse("Qwen/Qwen2.5-0.5B-GGUF/sub/q4.gguf").unwrap();
+        let s = HfSource::parse("Qwen/Qwen2.5-0.5B-GGUF/sub/q4.gguf").unwrap();
         assert_eq!(s.repo, "Qwen/Qwen2.5-0.5B-GGUF");
         assert_eq!(s.file, "sub/q4.gguf");
     }
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn rejects_malformed_specs() {
         for bad in ["", "a", "a/b", "a/b/", "/b/c.gguf", "a//c.gguf", "a/b/c.bin", "a/b/../c.gguf"] {
-            assert!(matches!(HfSpec::parse(bad), Err(StoreError::BadHfSpec { .. })), "{bad}");
+            assert!(matches!(HfSource::parse(bad), Err(StoreError::BadHfSource { .. })), "{bad}");
         }
     }
 }

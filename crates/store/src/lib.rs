@@ -23,7 +23,7 @@ pub use augur_persist::civil_from_days;
 pub use catalogue::{catalogue, find as find_in_catalogue, CatalogueEntry, WheelPart};
 pub use error::{Result, StoreError};
 pub use hashing::sha256_file;
-pub use hub::HfSpec;
+pub use hub::HfSource;
 pub use inspect::human_params;
 pub use sidecar::Sidecar;
 pub use store::{default_root, default_root_from, sanitize_name, valid_name, ModelEntry, PulledModel, Status, Store};

@@ -10,7 +10,7 @@ use tempfile::NamedTempFile;
 use crate::catalogue::{self, CatalogueEntry};
 use crate::error::{gguf_reason, Result, StoreError};
 use crate::hashing::{copy_large, progress_bar, sha256_file, HashingWriter};
-use crate::hub::{self, HfSpec};
+use crate::hub::{self, HfSource};
 use crate::inspect::{human_params, inspect, Summary};
 use crate::lock;
 use crate::sidecar::{persist, sync_dir, temp_in, Sidecar};
@@ -147,7 +147,7 @@ impl Store {
     /// `hf:OWNER/REPO/FILE.gguf` into the store.
     pub fn pull(&self, spec: &str, progress: bool) -> Result<PulledModel> {
         if let Some(rest) = spec.strip_prefix("hf:") {
-            let hf = HfSpec::parse(rest)?;
+            let hf = HfSource::parse(rest)?;
             let path = hub::fetch(&hf, progress)?;
             return self.import_file(&path, spec, progress);
         }

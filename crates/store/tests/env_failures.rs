@@ -31,7 +31,7 @@ fn external_tools_fail_clearly_and_leave_nothing() {
     assert!(common::stray_files(store.root()).is_empty());
 
     let err = store.pull("hf:nobody/nothing", false).unwrap_err();
-    assert!(matches!(err, StoreError::BadHfSpec { .. }), "{err}");
+    assert!(matches!(err, StoreError::BadHfSource { .. }), "{err}");
 
     // No hub is reachable from the test machines: this must fail, not hang.
     let started = std::time::Instant::now();

@@ -297,14 +297,14 @@ fn verify_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use augur_grammar::{test_vocab, GrammarEngine, GrammarLimits, GrammarSpec};
+    use augur_grammar::{test_vocab, GrammarCompiler, GrammarLimits, GrammarSource};
     use augur_sampling::SamplingParams;
 
     fn request(pattern: &str, sampling: SamplingParams) -> GenerateRequest {
-        static ENGINE: std::sync::OnceLock<GrammarEngine> = std::sync::OnceLock::new();
-        let e = ENGINE.get_or_init(|| GrammarEngine::new(test_vocab::small(), GrammarLimits::default()).unwrap());
+        static ENGINE: std::sync::OnceLock<GrammarCompiler> = std::sync::OnceLock::new();
+        let e = ENGINE.get_or_init(|| GrammarCompiler::new(test_vocab::small(), GrammarLimits::default()).unwrap());
         let mut req = GenerateRequest::new(crate::Prompt::Tokens(vec![1]), 4);
-        req.constraint = Some(e.compile(&GrammarSpec::Regex { pattern: pattern.into() }).unwrap());
+        req.constraint = Some(e.compile(&GrammarSource::Regex { pattern: pattern.into() }).unwrap());
         req.sampling = sampling;
         req
     }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::constraint::{AutoStart, Constraint};
 use crate::vocab::{tok_env, Vocabulary};
-use crate::{GrammarError, GrammarSpec};
+use crate::{GrammarError, GrammarSource};
 
 /// Bounds on what one constraint may cost.
 #[derive(Debug, Clone)]
@@ -99,14 +99,14 @@ struct Cached {
 }
 
 /// Grammar compiler for one model's vocabulary.
-pub struct GrammarEngine {
+pub struct GrammarCompiler {
     factory: Arc<ParserFactory>,
     limits: GrammarLimits,
     eos: u32,
     cache: Mutex<(u64, HashMap<[u8; 32], Cached>)>,
 }
 
-impl GrammarEngine {
+impl GrammarCompiler {
     pub fn new(vocab: Vocabulary, limits: GrammarLimits) -> Result<Self, GrammarError> {
         let eos = vocab.eos;
         let env = tok_env(vocab)?;
@@ -130,7 +130,7 @@ impl GrammarEngine {
     }
 
     /// Compile `spec`, or return the cached compilation of an identical one.
-    pub fn compile(&self, spec: &GrammarSpec) -> Result<Arc<CompiledGrammar>, GrammarError> {
+    pub fn compile(&self, spec: &GrammarSource) -> Result<Arc<CompiledGrammar>, GrammarError> {
         let text = serde_json::to_vec(spec).map_err(|e| GrammarError::Invalid(e.to_string()))?;
         if text.len() > self.limits.max_spec_bytes {
             return Err(GrammarError::TooLarge { bytes: text.len(), limit: self.limits.max_spec_bytes });
@@ -228,7 +228,7 @@ fn clean(msg: &str) -> String {
 }
 
 /// `$ref` keys anywhere in the constraint's schemas.
-fn count_refs(spec: &GrammarSpec) -> usize {
+fn count_refs(spec: &GrammarSource) -> usize {
     fn walk(v: &serde_json::Value, n: &mut usize) {
         match v {
             serde_json::Value::Object(m) => {
@@ -241,9 +241,9 @@ fn count_refs(spec: &GrammarSpec) -> usize {
     }
     let mut n = 0;
     match spec {
-        GrammarSpec::JsonSchema { schema, .. } => walk(schema, &mut n),
-        GrammarSpec::ToolCalls { tools, .. } => tools.iter().for_each(|t| walk(&t.parameters, &mut n)),
-        GrammarSpec::JsonObject | GrammarSpec::Regex { .. } | GrammarSpec::Lark { .. } => {}
+        GrammarSource::JsonSchema { schema, .. } => walk(schema, &mut n),
+        GrammarSource::ToolCalls { tools, .. } => tools.iter().for_each(|t| walk(&t.parameters, &mut n)),
+        GrammarSource::JsonObject | GrammarSource::Regex { .. } | GrammarSource::Lark { .. } => {}
     }
     n
 }

@@ -10,7 +10,7 @@ use crate::GrammarError;
 /// A constraint on the output, as the API receives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum GrammarSpec {
+pub enum GrammarSource {
     /// Any JSON object (`response_format: json_object`).
     JsonObject,
     /// JSON valid against `schema`. `strict` refuses keywords the compiler
@@ -117,18 +117,18 @@ pub(crate) struct AutoPlan {
     pub bare: TopLevelGrammar,
 }
 
-impl GrammarSpec {
+impl GrammarSource {
     pub(crate) fn to_grammar(&self) -> Result<GrammarPlan, GrammarError> {
         let main = match self {
-            GrammarSpec::JsonObject => {
+            GrammarSource::JsonObject => {
                 TopLevelGrammar::from_json_schema(with_options(json!({"type": "object"}), false)?)
             }
-            GrammarSpec::JsonSchema { schema, strict } => {
+            GrammarSource::JsonSchema { schema, strict } => {
                 TopLevelGrammar::from_json_schema(with_options(schema.clone(), *strict)?)
             }
-            GrammarSpec::Regex { pattern } => TopLevelGrammar::from_regex(pattern),
-            GrammarSpec::Lark { grammar } => TopLevelGrammar::from_lark(grammar.clone()),
-            GrammarSpec::ToolCalls { tools, choice, format } => return tool_grammar(tools, choice, format),
+            GrammarSource::Regex { pattern } => TopLevelGrammar::from_regex(pattern),
+            GrammarSource::Lark { grammar } => TopLevelGrammar::from_lark(grammar.clone()),
+            GrammarSource::ToolCalls { tools, choice, format } => return tool_grammar(tools, choice, format),
         };
         Ok(GrammarPlan { main, auto: None })
     }
