@@ -58,8 +58,11 @@ fn weather_tools() -> Vec<ToolDef> {
     ]
 }
 
-/// Qwen2.5's own tool prompt (what its chat template renders for `tools`).
-const TOOL_SYSTEM: &str = concat!(
+/// Qwen2.5's own tool prompt (what its chat template renders for `tools`),
+/// as a macro so the example below can extend it in a `concat!`.
+macro_rules! tool_system {
+    () => {
+        concat!(
     "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n",
     "You may call one or more functions to assist with the user query.\n\n",
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n",
@@ -68,21 +71,18 @@ const TOOL_SYSTEM: &str = concat!(
     r#"{"type": "function", "function": {"name": "search_code", "description": "Search the repository", "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "max_results": {"type": "integer"}}, "required": ["query"]}}}"#,
     "\n</tools>\n\nFor each function call, return a json object with function name and arguments within ",
     "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>",
-);
+        )
+    };
+}
+
+const TOOL_SYSTEM: &str = tool_system!();
 
 /// `tool_choice: auto` leaves the model free to answer in its own way, and
 /// with the bare instructions a greedy answer was a fenced JSON call on
 /// some machines (the constraint then never runs): a worked example makes
 /// it open a call on every machine seen so far.
 const TOOL_SYSTEM_WITH_EXAMPLE: &str = concat!(
-    "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n",
-    "You may call one or more functions to assist with the user query.\n\n",
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n",
-    r#"{"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["city", "unit"]}}}"#,
-    "\n",
-    r#"{"type": "function", "function": {"name": "search_code", "description": "Search the repository", "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "max_results": {"type": "integer"}}, "required": ["query"]}}}"#,
-    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within ",
-    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>",
+    tool_system!(),
     "\n\nNever use code fences. For example, to get the weather in Oslo in celsius, answer exactly:\n",
     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\", \"unit\": \"celsius\"}}\n</tool_call>",
 );

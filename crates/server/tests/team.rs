@@ -61,8 +61,8 @@ async fn start_with(text: &str, budget: u64, opts: ServerOptions) -> Running {
     Running { base, team, _stop: tx }
 }
 
-/// POST a chat request; (status, x-augur-role header, body).
-async fn chat(base: &str, body: Value) -> (u16, Option<String>, Value) {
+/// POST a chat request; (status, x-augur-role header, raw body).
+async fn post_chat(base: &str, body: Value) -> (u16, Option<String>, String) {
     let url = format!("{base}/v1/chat/completions");
     tokio::task::spawn_blocking(move || {
         let resp = match ureq::post(&url).set("Content-Type", "application/json").send_string(&body.to_string()) {
@@ -72,11 +72,16 @@ async fn chat(base: &str, body: Value) -> (u16, Option<String>, Value) {
         };
         let status = resp.status();
         let role = resp.header("x-augur-role").map(str::to_string);
-        let v: Value = serde_json::from_str(&resp.into_string().expect("body")).expect("json body");
-        (status, role, v)
+        (status, role, resp.into_string().expect("body"))
     })
     .await
     .expect("request task")
+}
+
+/// POST a chat request; (status, x-augur-role header, JSON body).
+async fn chat(base: &str, body: Value) -> (u16, Option<String>, Value) {
+    let (status, role, text) = post_chat(base, body).await;
+    (status, role, serde_json::from_str(&text).expect("json body"))
 }
 
 async fn get(base: &str, path: &str) -> Value {
@@ -84,21 +89,6 @@ async fn get(base: &str, path: &str) -> Value {
     tokio::task::spawn_blocking(move || ureq::get(&url).call().expect("get").into_json::<Value>().expect("json"))
         .await
         .expect("task")
-}
-
-/// POST a streamed chat request; (status, the SSE body).
-async fn chat_stream(base: &str, body: Value) -> (u16, String) {
-    let url = format!("{base}/v1/chat/completions");
-    tokio::task::spawn_blocking(move || {
-        let resp = match ureq::post(&url).set("Content-Type", "application/json").send_string(&body.to_string()) {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{e}"),
-        };
-        (resp.status(), resp.into_string().expect("body"))
-    })
-    .await
-    .expect("request task")
 }
 
 fn content(v: &Value) -> &str {
@@ -233,7 +223,7 @@ async fn streamed_team_request_takes_one_admission_slot() {
                "max_tokens": 8, "temperature": 0, "stream": stream})
     };
     for i in 0..3 {
-        let (code, sse) = chat_stream(&s.base, ask(true)).await;
+        let (code, _, sse) = post_chat(&s.base, ask(true)).await;
         assert_eq!(code, 200, "streamed request {i}: {sse}");
         assert!(sse.contains("\"content\""), "streamed request {i} carries content: {sse}");
         assert!(sse.trim_end().ends_with("data: [DONE]"), "streamed request {i} ends: {sse}");
