@@ -139,6 +139,7 @@ impl GrammarCompiler {
         if refs > self.limits.max_refs {
             return Err(GrammarError::TooManyRefs { refs, limit: self.limits.max_refs });
         }
+        for_each_schema(spec, crate::check_recursion)?;
         let key: [u8; 32] = Sha256::digest(&text).into();
         if let Some(g) = self.cached(&key) {
             return Ok(g);
@@ -225,6 +226,18 @@ fn clean(msg: &str) -> String {
         s.push('…');
     }
     s
+}
+
+/// Run `check` on each of the constraint's JSON schemas.
+fn for_each_schema(
+    spec: &GrammarSource,
+    check: impl Fn(&serde_json::Value) -> Result<(), GrammarError>,
+) -> Result<(), GrammarError> {
+    match spec {
+        GrammarSource::JsonSchema { schema, .. } => check(schema),
+        GrammarSource::ToolCalls { tools, .. } => tools.iter().try_for_each(|t| check(&t.parameters)),
+        GrammarSource::JsonObject | GrammarSource::Regex { .. } | GrammarSource::Lark { .. } => Ok(()),
+    }
 }
 
 /// `$ref` keys anywhere in the constraint's schemas.

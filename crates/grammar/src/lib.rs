@@ -10,11 +10,13 @@
 
 mod compiler;
 mod constraint;
+mod schema;
 mod source;
 mod vocab;
 
 pub use compiler::{CompiledGrammar, GrammarCompiler, GrammarLimits};
 pub use constraint::{Constraint, ConstraintStats, Token};
+pub use schema::check_recursion;
 pub use source::{GrammarSource, ToolChoice, ToolDef, ToolFormat};
 pub use toktrie::SimpleVob;
 pub use vocab::{test_vocab, TokenizeFn, VocabToken, Vocabulary};
@@ -34,6 +36,9 @@ pub enum GrammarError {
     TooLarge { bytes: usize, limit: usize },
     #[error("the schema has {refs} `$ref`s; the limit is {limit}")]
     TooManyRefs { refs: usize, limit: usize },
+    /// A part of the schema must contain itself, so no finite value matches.
+    #[error("the schema at `{pointer}` must contain itself (through `$ref`, `allOf` or required parts), so no finite value matches it")]
+    Recursive { pointer: String },
     #[error("compiling the constraint took longer than {0:?}")]
     Timeout(Duration),
     /// The vocabulary could not be turned into a token trie.
@@ -56,6 +61,7 @@ impl GrammarError {
                 | Self::Unsatisfiable
                 | Self::TooLarge { .. }
                 | Self::TooManyRefs { .. }
+                | Self::Recursive { .. }
                 | Self::Timeout(_)
         )
     }

@@ -5,6 +5,7 @@ use llguidance::api::TopLevelGrammar;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::schema::rebase_refs;
 use crate::GrammarError;
 
 /// A constraint on the output, as the API receives it.
@@ -86,9 +87,11 @@ fn with_options(mut schema: Value, strict: bool) -> Result<Value, GrammarError> 
     Ok(schema)
 }
 
-/// One call object: `{"name": <const>, "arguments": <schema>}`.
-fn call_schema(tool: &ToolDef) -> Value {
-    let params = if tool.parameters.is_null() { json!({"type": "object"}) } else { tool.parameters.clone() };
+/// One call object: `{"name": <const>, "arguments": <schema>}`, placed at
+/// `at` (a JSON pointer) in the call grammar's schema.
+fn call_schema(tool: &ToolDef, at: &str) -> Value {
+    let mut params = if tool.parameters.is_null() { json!({"type": "object"}) } else { tool.parameters.clone() };
+    rebase_refs(&mut params, &format!("{at}/properties/arguments"));
     json!({
         "type": "object",
         "properties": {"name": {"const": tool.name}, "arguments": params},
@@ -147,7 +150,10 @@ fn tool_grammar(tools: &[ToolDef], choice: &ToolChoice, format: &ToolFormat) -> 
             _ => GrammarError::Invalid("tools is empty".into()),
         });
     }
-    let calls: Vec<Value> = chosen.iter().map(|t| call_schema(t)).collect();
+    let calls: Vec<Value> = match chosen.as_slice() {
+        [one] => vec![call_schema(one, "")],
+        _ => chosen.iter().enumerate().map(|(i, t)| call_schema(t, &format!("/anyOf/{i}"))).collect(),
+    };
     let body = if calls.len() == 1 { calls[0].clone() } else { json!({"anyOf": calls}) };
     let body = serde_json::to_string(&with_options(body, false)?).map_err(|e| GrammarError::Invalid(e.to_string()))?;
     let open = lark_literal(&format.open);

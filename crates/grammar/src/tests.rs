@@ -343,3 +343,40 @@ fn deep_ref_chains_are_bounded() {
     assert!(matches!(err, GrammarError::TooManyRefs { .. }), "{err}");
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
+
+fn tool_calls(parameters: Value) -> GrammarSource {
+    let tools = vec![ToolDef { name: "f".into(), parameters }, weather_tools().remove(0)];
+    GrammarSource::ToolCalls { tools, choice: ToolChoice::Required, format: ToolFormat::hermes() }
+}
+
+#[test]
+fn self_containing_schemas_are_refused_before_compiling() {
+    let e = engine();
+    for schema in [
+        json!({"$ref": "#"}),
+        json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}),
+    ] {
+        let err = assert_refused_fast(&e, GrammarSource::JsonSchema { schema: schema.clone(), strict: false });
+        assert!(matches!(err, GrammarError::Recursive { .. }), "{err}");
+        // In a tool, `#` is the parameters schema, not the call object
+        // (which would nest calls without end).
+        let err = assert_refused_fast(&e, tool_calls(schema));
+        assert!(matches!(err, GrammarError::Recursive { .. }), "{err}");
+    }
+}
+
+#[test]
+fn tool_parameter_refs_resolve_inside_the_parameters() {
+    let e = engine();
+    let defs = json!({"$defs": {"n": {"type": "integer"}}, "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/n"}}, "required": ["a"], "additionalProperties": false});
+    let tools = vec![ToolDef { name: "f".into(), parameters: defs.clone() }];
+    let spec = GrammarSource::ToolCalls { tools, choice: ToolChoice::Required, format: ToolFormat::hermes() };
+    let g = e.compile(&spec).expect("`$defs` of tool parameters resolve");
+    let out = String::from_utf8(walk(&mut g.start().unwrap(), eos(), 300, shortest(eos()))).unwrap();
+    let body = out.strip_prefix("<tool_call>\n").and_then(|s| s.strip_suffix("\n</tool_call>")).expect(&out);
+    let call: Value = serde_json::from_str(body).unwrap();
+    assert!(call["arguments"]["a"].is_i64(), "{call}");
+    // With several tools, each one's refs resolve inside its own parameters.
+    assert!(e.compile(&tool_calls(defs)).is_ok());
+}

@@ -160,6 +160,7 @@ pub fn grammar_kind(e: &GrammarError) -> ErrorKind {
         | GrammarError::Unsatisfiable
         | GrammarError::TooLarge { .. }
         | GrammarError::TooManyRefs { .. }
+        | GrammarError::Recursive { .. }
         | GrammarError::Timeout(_) => ErrorKind::Client,
         GrammarError::Vocabulary(_) | GrammarError::Stuck(_) | GrammarError::Internal(_) => ErrorKind::Internal,
     }
@@ -167,7 +168,7 @@ pub fn grammar_kind(e: &GrammarError) -> ErrorKind {
 
 pub fn grammar_code(e: &GrammarError) -> &'static str {
     match e {
-        GrammarError::Invalid(_) => "invalid_grammar",
+        GrammarError::Invalid(_) | GrammarError::Recursive { .. } => "invalid_grammar",
         GrammarError::Unsatisfiable => "unsatisfiable_grammar",
         GrammarError::TooLarge { .. } | GrammarError::TooManyRefs { .. } => "grammar_too_large",
         GrammarError::Timeout(_) => "grammar_timeout",
