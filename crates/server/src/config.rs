@@ -78,6 +78,9 @@ pub struct ServerConfig {
     pub max_inflight: usize,
     /// Request line plus headers; hyper refuses much larger ones itself.
     pub max_header_bytes: usize,
+    /// The request target (path and query); no route needs more than a
+    /// few hundred bytes.
+    pub max_uri_bytes: usize,
 }
 
 pub const MAX_STOP_STRINGS: usize = 4;
@@ -159,6 +162,7 @@ impl ServerOptions {
             max_stop_bytes: in_range("max_stop_bytes", self.max_stop_bytes.unwrap_or(256), 1, 1 << 16)?,
             max_inflight: in_range("max_inflight", self.max_inflight.unwrap_or(64), 1, 1 << 16)?,
             max_header_bytes: 64 << 10,
+            max_uri_bytes: 8 << 10,
         })
     }
 }

@@ -25,6 +25,8 @@ pub enum ServerError {
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    #[error("the request URI is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
     #[error("the request headers are larger than the limit of {limit} bytes")]
     HeadersTooLarge { limit: usize },
     #[error("the model `{0}` does not exist or is not served here")]
@@ -101,6 +103,7 @@ impl ServerError {
             E::UnsupportedMediaType(_) => shape(StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID, "unsupported_media_type"),
             E::BodyTooLarge { .. } => shape(StatusCode::PAYLOAD_TOO_LARGE, INVALID, "body_too_large"),
             E::BodyRead(_) => shape(StatusCode::BAD_REQUEST, INVALID, "body_read_failed"),
+            E::UriTooLong { .. } => shape(StatusCode::URI_TOO_LONG, INVALID, "uri_too_long"),
             E::HeadersTooLarge { .. } => {
                 shape(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, INVALID, "headers_too_large")
             }

@@ -14,9 +14,12 @@
 //! - With API keys configured, every route but `/health` needs
 //!   `Authorization: Bearer KEY` (so probes need no secret).
 //! - Every error, including malformed JSON, unknown routes and errors in
-//!   the middle of a stream, has OpenAI's `{"error": {...}}` shape. The one
-//!   exception is a request head past hyper's own limit (~400 KiB), which
-//!   hyper refuses with a bare 431 before any handler runs.
+//!   the middle of a stream, has OpenAI's `{"error": {...}}` shape. The
+//!   exceptions are malformed HTTP framing (request line, `Content-Length`,
+//!   `Transfer-Encoding`, header syntax) and a request head past hyper's own
+//!   limit (~400 KiB): hyper 1's HTTP/1 server answers these with a bare
+//!   400, 414 or 431 itself (`on_error` in its `proto/h1/role.rs`) before a
+//!   request exists, and has no hook to add a body.
 //! - Prompts are tokenised and checked against the context before they
 //!   queue; nothing is ever truncated.
 

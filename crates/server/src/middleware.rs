@@ -17,12 +17,15 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
     resp
 }
 
-/// Refuse large request heads with an OpenAI-shaped error; hyper's own
-/// (larger) limit answers a bare 431 beyond that.
+/// Refuse long URIs and large request heads with an OpenAI-shaped error;
+/// hyper's own (larger) limits answer a bare 414 or 431 beyond that.
 pub async fn limit_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let uri = req.uri().to_string().len();
+    if uri > state.config.max_uri_bytes {
+        return ServerError::UriTooLong { limit: state.config.max_uri_bytes }.into_response();
+    }
     let limit = state.config.max_header_bytes;
-    let size = req.uri().to_string().len()
-        + req.headers().iter().map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4).sum::<usize>();
+    let size = uri + req.headers().iter().map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4).sum::<usize>();
     if size > limit {
         return ServerError::HeadersTooLarge { limit }.into_response();
     }

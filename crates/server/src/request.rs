@@ -356,6 +356,12 @@ fn chat_message(i: usize, m: &RawMessage) -> Result<ChatMessage, ServerError> {
             ))
         }
     };
+    if role == "tool" && m.tool_call_id.is_none() {
+        return Err(ServerError::param(
+            format!("messages[{i}].tool_call_id"),
+            "a tool message needs the `tool_call_id` of the call it answers",
+        ));
+    }
     if m.refusal.as_ref().is_some_and(|r| !r.is_null()) && role != "assistant" {
         return Err(ServerError::param(format!("messages[{i}].refusal"), "only assistant messages carry a refusal"));
     }
@@ -380,8 +386,9 @@ fn chat_message(i: usize, m: &RawMessage) -> Result<ChatMessage, ServerError> {
 }
 
 /// Earlier calls of an assistant message, for the template. OpenAI sends
-/// `arguments` as a JSON string; templates (written for Hugging Face) read
-/// it as an object, so a string that parses is replaced by its value.
+/// `arguments` as a string holding a JSON object, and refuses anything
+/// else; templates (written for Hugging Face) read it as an object, so the
+/// string is replaced by its value.
 fn history_calls(i: usize, v: &Value) -> Result<Value, ServerError> {
     let param = format!("messages[{i}].tool_calls");
     let bad = |j: usize| {
@@ -399,13 +406,17 @@ fn history_calls(i: usize, v: &Value) -> Result<Value, ServerError> {
         if !f.get("name").is_some_and(Value::is_string) {
             return Err(bad(j));
         }
-        let parsed = match f.get("arguments") {
-            Some(Value::String(s)) => serde_json::from_str::<Value>(s).ok(),
+        let args = match f.get("arguments") {
+            Some(Value::String(s)) => serde_json::from_str::<Value>(s).ok().filter(Value::is_object),
             _ => None,
         };
-        if let Some(p) = parsed {
-            f.insert("arguments".into(), p);
-        }
+        let args = args.ok_or_else(|| {
+            ServerError::param(
+                format!("{param}[{j}].function.arguments"),
+                "`arguments` must be a string holding a JSON object, such as \"{}\"",
+            )
+        })?;
+        f.insert("arguments".into(), args);
     }
     Ok(Value::Array(out))
 }
@@ -417,15 +428,13 @@ fn message_content(i: usize, content: Option<&Value>, may_omit: bool) -> Result<
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) if may_omit => Ok(String::new()),
         None | Some(Value::Null) => Err(ServerError::param(param, "message content is required")),
+        Some(Value::Array(parts)) if parts.is_empty() => {
+            Err(ServerError::param(param, "an array of content parts must not be empty"))
+        }
         Some(Value::Array(parts)) => {
             let mut text = String::new();
             for (j, part) in parts.iter().enumerate() {
-                text.push_str(text_part(part).ok_or_else(|| {
-                    ServerError::unsupported(
-                        format!("{param}[{j}]"),
-                        "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported",
-                    )
-                })?);
+                text.push_str(text_part(&format!("{param}[{j}]"), part)?);
             }
             Ok(text)
         }
@@ -433,12 +442,32 @@ fn message_content(i: usize, content: Option<&Value>, may_omit: bool) -> Result<
     }
 }
 
-fn text_part(part: &Value) -> Option<&str> {
-    let obj = part.as_object()?;
-    if obj.get("type")? != "text" || obj.len() != 2 {
-        return None;
+/// Content part types OpenAI defines that augur cannot read.
+const NON_TEXT_PARTS: [&str; 5] = ["image_url", "input_audio", "file", "refusal", "audio"];
+
+/// A `{"type": "text", "text": ...}` part; other known types are
+/// unsupported, unknown ones and malformed text parts invalid.
+fn text_part<'a>(param: &str, part: &'a Value) -> Result<&'a str, ServerError> {
+    let kind = part.get("type").and_then(Value::as_str);
+    match kind {
+        Some("text") => {}
+        Some(k) if NON_TEXT_PARTS.contains(&k) => {
+            return Err(ServerError::unsupported(
+                param,
+                format!("content parts of type {k:?} are not supported; only \"text\" parts are"),
+            ))
+        }
+        _ => {
+            return Err(ServerError::param(
+                format!("{param}.type"),
+                "a content part must be {\"type\": \"text\", \"text\": ...}",
+            ))
+        }
     }
-    obj.get("text")?.as_str()
+    let obj = part.as_object().filter(|o| o.len() == 2);
+    obj.and_then(|o| o.get("text")?.as_str()).ok_or_else(|| {
+        ServerError::param(format!("{param}.text"), "a text part is {\"type\": \"text\", \"text\": STRING}")
+    })
 }
 
 /// A string, a one-string array, or token ids (flat or one nested array).
@@ -720,5 +749,68 @@ mod tests {
         assert!(comp(r#"{"prompt":[4294967296]}"#).is_err());
         assert!(comp(r#"{"prompt":"x","messages":[]}"#).is_err());
         assert!(comp(r#"{"prompt":"x","echo":true}"#).is_err());
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_naming_the_field() {
+        let call = |args: &str| {
+            format!(
+                r#"{{"messages":[{{"role":"user","content":"x"}},{{"role":"assistant","tool_calls":[{{"id":"c",
+                "type":"function","function":{{"name":"f","arguments":{args}}}}}]}}]}}"#
+            )
+        };
+        let args = "messages[1].tool_calls[0].function.arguments";
+        for (body, c, param) in [
+            (
+                r#"{"messages":[{"role":"tool","content":"21"}]}"#.to_string(),
+                "invalid_value",
+                "messages[0].tool_call_id",
+            ),
+            (call("{\"a\":1}"), "invalid_value", args),
+            (call(r#""[1]""#), "invalid_value", args),
+            (call(r#""{""#), "invalid_value", args),
+            (r#"{"messages":[{"role":"user","content":[]}]}"#.into(), "invalid_value", "messages[0].content"),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"txt","text":"a"}]}]}"#.into(),
+                "invalid_value",
+                "messages[0].content[0].type",
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#.into(),
+                "invalid_value",
+                "messages[0].content[0].text",
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#.into(),
+                "unsupported_parameter",
+                "messages[0].content[0]",
+            ),
+        ] {
+            assert_eq!(code(chat(&body)), (c, Some(param.to_string())), "{body}");
+        }
+        let ok = chat(&call(r#""{\"a\": 1}""#)).unwrap();
+        match ok.prompt {
+            Prompt::Chat(m) => assert_eq!(m[1].tool_calls.as_ref().unwrap()[0]["function"]["arguments"]["a"], 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn self_containing_schemas_are_refused_naming_the_field() {
+        for (extra, param) in [
+            (
+                r##""tools":[{"type":"function","function":{"name":"f","parameters":{"$ref":"#"}}}]"##,
+                "tools[0].function.parameters",
+            ),
+            (
+                r##""response_format":{"type":"json_schema","json_schema":{"name":"n","schema":
+                {"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}}}"##,
+                "response_format.json_schema.schema",
+            ),
+        ] {
+            let e = chat(&format!("{{{MSG},{extra}}}")).unwrap_err();
+            let s = e.shape();
+            assert_eq!((s.status.as_u16(), s.code, s.param.as_deref()), (400, "invalid_grammar", Some(param)));
+        }
     }
 }

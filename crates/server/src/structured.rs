@@ -35,13 +35,16 @@ const MAX_NAME_BYTES: usize = 64;
 pub enum ResponseFormat {
     Text,
     JsonObject,
-    JsonSchema { json_schema: JsonSchemaFormat },
+    /// Optional here only so that its absence is refused naming the field.
+    JsonSchema {
+        json_schema: Option<JsonSchemaFormat>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonSchemaFormat {
-    name: String,
+    name: Option<String>,
     /// Shown to OpenAI's model; augur's constraint does not need it.
     #[allow(dead_code)]
     description: Option<String>,
@@ -189,11 +192,7 @@ impl Inputs<'_> {
                 }
                 GrammarSource::JsonObject
             }
-            Some(ResponseFormat::JsonSchema { json_schema: f }) => {
-                check_name("response_format.json_schema.name", &f.name)?;
-                let schema = f.schema.clone().unwrap_or_else(|| json!({}));
-                GrammarSource::JsonSchema { schema, strict: f.strict.unwrap_or(false) }
-            }
+            Some(ResponseFormat::JsonSchema { json_schema }) => json_schema_source(json_schema.as_ref())?,
         };
         Ok(Some(Constraint { source: spec, param }))
     }
@@ -242,6 +241,27 @@ impl Inputs<'_> {
     }
 }
 
+/// `json_schema` needs a valid `name` and a `schema` object, as OpenAI
+/// requires.
+fn json_schema_source(f: Option<&JsonSchemaFormat>) -> Result<GrammarSource, ServerError> {
+    let p = "response_format.json_schema";
+    let f = f.ok_or_else(|| ServerError::param(p, "`json_schema` is required with type \"json_schema\""))?;
+    let name = f.name.as_deref().ok_or_else(|| ServerError::param(format!("{p}.name"), "`name` is required"))?;
+    check_name(&format!("{p}.name"), name)?;
+    let schema = match &f.schema {
+        Some(s @ (Value::Object(_) | Value::Bool(_))) => s.clone(),
+        Some(_) => return Err(ServerError::param(format!("{p}.schema"), "`schema` must be a JSON schema object")),
+        None => return Err(ServerError::param(format!("{p}.schema"), "`schema` is required")),
+    };
+    check_schema(&format!("{p}.schema"), &schema)?;
+    Ok(GrammarSource::JsonSchema { schema, strict: f.strict.unwrap_or(false) })
+}
+
+/// Refuse now, naming the field, what the compiler would refuse later.
+fn check_schema(param: &str, schema: &Value) -> Result<(), ServerError> {
+    augur_grammar::check_recursion(schema).map_err(|source| ServerError::Grammar { param: param.into(), source })
+}
+
 fn tool_def(i: usize, t: &RawTool, seen: &mut HashSet<String>) -> Result<(ToolDef, Value), ServerError> {
     let f = &t.function;
     check_name(&format!("tools[{i}].function.name"), &f.name)?;
@@ -256,6 +276,9 @@ fn tool_def(i: usize, t: &RawTool, seen: &mut HashSet<String>) -> Result<(ToolDe
             format!("tools[{i}].function.parameters"),
             "`parameters` must be a JSON schema object",
         ));
+    }
+    if let Some(p) = &f.parameters {
+        check_schema(&format!("tools[{i}].function.parameters"), p)?;
     }
     // OpenAI: omitting `parameters` defines a function with no parameters,
     // so the call grammar must allow only `{}`.
@@ -388,5 +411,24 @@ mod tests {
         assert_eq!(e.shape().code, "unsupported_parameter");
         let both: GrammarExt = serde_json::from_str(r#"{"regex":"a","lark":"start: \"a\""}"#).unwrap();
         assert!(Inputs { grammar: Some(&both), ..Inputs::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn json_schema_format_needs_a_valid_name_and_a_schema() {
+        let p = "response_format.json_schema";
+        for (json, param) in [
+            (r#"{"type":"json_schema"}"#, p.to_string()),
+            (r#"{"type":"json_schema","json_schema":{"name":"n"}}"#, format!("{p}.schema")),
+            (r#"{"type":"json_schema","json_schema":{"name":"n","schema":3}}"#, format!("{p}.schema")),
+            (r#"{"type":"json_schema","json_schema":{"schema":{}}}"#, format!("{p}.name")),
+            (r#"{"type":"json_schema","json_schema":{"name":"a b","schema":{}}}"#, format!("{p}.name")),
+        ] {
+            let f: ResponseFormat = serde_json::from_str(json).unwrap();
+            let e = Inputs { response_format: Some(&f), ..Inputs::default() }.resolve().unwrap_err();
+            assert_eq!(e.shape().param.as_deref(), Some(param.as_str()), "{json}");
+        }
+        let f: ResponseFormat =
+            serde_json::from_str(r#"{"type":"json_schema","json_schema":{"name":"n","schema":{}}}"#).unwrap();
+        assert!(Inputs { response_format: Some(&f), ..Inputs::default() }.resolve().is_ok());
     }
 }
