@@ -98,53 +98,148 @@ fn check_shapes(s: &Server) {
     }
 }
 
-/// Bodies that must each be a 400 (or the given status) with an error body.
-fn bad_json_requests() -> Vec<(&'static str, &'static str, serde_json::Value, u16)> {
+const JS: &str = "response_format.json_schema";
+const JS_SCHEMA: &str = "response_format.json_schema.schema";
+const JS_NAME: &str = "response_format.json_schema.name";
+const ARGS: &str = "messages[1].tool_calls[0].function.arguments";
+
+fn json_schema(format: serde_json::Value) -> serde_json::Value {
+    json!({"type": "json_schema", "json_schema": format})
+}
+
+/// A conversation whose earlier assistant call has these `arguments`.
+fn history_call(arguments: serde_json::Value) -> serde_json::Value {
+    let call = json!({"id": "c1", "type": "function", "function": {"name": "weather", "arguments": arguments}});
+    chat(json!({"messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "21"},
+    ]}))
+}
+
+fn content(parts: serde_json::Value) -> serde_json::Value {
+    chat(json!({"messages": [{"role": "user", "content": parts}]}))
+}
+
+/// A tool whose parameters must contain themselves: no finite call exists.
+fn recursive_tool() -> serde_json::Value {
+    json!({"type": "function", "function": {"name": "f", "parameters": {"$ref": "#"}}})
+}
+
+/// Bodies that must each be a 400 (or the given status) with an error body
+/// naming the given `param` (`None`: not pinned).
+type BadRequest = (&'static str, &'static str, serde_json::Value, u16, Option<&'static str>);
+
+fn bad_json_requests() -> Vec<BadRequest> {
     let c = "/v1/chat/completions";
     let long_stop = "x".repeat(300);
     vec![
-        ("wrong type for messages", c, json!({"messages": "hi"}), 400),
-        ("wrong type for max_tokens", c, chat(json!({"max_tokens": "10"})), 400),
-        ("unknown model", c, chat(json!({"model": "gpt-9"})), 404),
-        ("empty messages", c, json!({"messages": []}), 400),
-        ("missing messages", c, json!({"model": MODEL}), 400),
-        ("bad role", c, json!({"messages": [{"role": "robot", "content": "x"}]}), 400),
-        ("max_tokens 2^31", c, chat(json!({"max_tokens": 2147483648u64})), 400),
-        ("max_tokens 2^63", c, chat(json!({"max_tokens": 9223372036854775808u64})), 400),
-        ("max_tokens 0", c, chat(json!({"max_tokens": 0})), 400),
-        ("max_tokens negative", c, chat(json!({"max_tokens": -5})), 400),
-        ("temperature negative", c, chat(json!({"temperature": -0.5})), 400),
-        ("temperature 3", c, chat(json!({"temperature": 3})), 400),
-        ("top_p 0", c, chat(json!({"top_p": 0})), 400),
-        ("top_p 1.5", c, chat(json!({"top_p": 1.5})), 400),
-        ("top_k negative", c, chat(json!({"top_k": -1})), 400),
-        ("min_p 2", c, chat(json!({"min_p": 2})), 400),
-        ("seed negative", c, chat(json!({"seed": -1})), 400),
-        ("n=2", c, chat(json!({"n": 2})), 400),
-        ("5 stop strings", c, chat(json!({"stop": ["a", "b", "c", "d", "e"]})), 400),
-        ("long stop string", c, chat(json!({"stop": long_stop})), 400),
-        ("json_object without JSON in messages", c, chat(json!({"response_format": {"type": "json_object"}})), 400),
-        ("tool without function", c, chat(json!({"tools": [{"type": "function"}]})), 400),
-        ("tool_choice required without tools", c, chat(json!({"tool_choice": "required"})), 400),
-        ("logprobs", c, chat(json!({"logprobs": true})), 400),
-        ("logit_bias", c, chat(json!({"logit_bias": {"42": 10}})), 400),
-        ("presence_penalty", c, chat(json!({"presence_penalty": 1.0})), 400),
-        ("unknown field", c, chat(json!({"frobnicate": true})), 400),
-        ("augur spec mode", c, chat(json!({"augur": {"spec": {"mode": "warp"}}})), 400),
-        ("completions prompt array", "/v1/completions", json!({"prompt": ["a", "b"]}), 400),
-        ("completions with messages", "/v1/completions", chat(json!({"prompt": "x"})), 400),
-        ("prompt token out of vocab", "/v1/completions", json!({"prompt": [1, 999999999], "max_tokens": 2}), 400),
-        ("detokenize -1", "/detokenize", json!({"tokens": [-1]}), 400),
-        ("detokenize n_vocab", "/detokenize", json!({"tokens": [151936]}), 400),
-        ("detokenize 2^31", "/detokenize", json!({"tokens": [2147483648u64]}), 400),
-        ("detokenize string", "/detokenize", json!({"tokens": ["a"]}), 400),
-        ("tokenize without content", "/tokenize", json!({"text": "a"}), 400),
+        ("wrong type for messages", c, json!({"messages": "hi"}), 400, None),
+        ("wrong type for max_tokens", c, chat(json!({"max_tokens": "10"})), 400, Some("max_tokens")),
+        ("unknown model", c, chat(json!({"model": "gpt-9"})), 404, Some("model")),
+        ("empty messages", c, json!({"messages": []}), 400, Some("messages")),
+        ("missing messages", c, json!({"model": MODEL}), 400, Some("messages")),
+        ("bad role", c, json!({"messages": [{"role": "robot", "content": "x"}]}), 400, Some("messages[0].role")),
+        ("max_tokens 2^31", c, chat(json!({"max_tokens": 2147483648u64})), 400, Some("max_tokens")),
+        ("max_tokens 2^63", c, chat(json!({"max_tokens": 9223372036854775808u64})), 400, Some("max_tokens")),
+        ("max_tokens 0", c, chat(json!({"max_tokens": 0})), 400, Some("max_tokens")),
+        ("max_tokens negative", c, chat(json!({"max_tokens": -5})), 400, Some("max_tokens")),
+        ("temperature negative", c, chat(json!({"temperature": -0.5})), 400, Some("temperature")),
+        ("temperature 3", c, chat(json!({"temperature": 3})), 400, Some("temperature")),
+        ("top_p 0", c, chat(json!({"top_p": 0})), 400, Some("top_p")),
+        ("top_p 1.5", c, chat(json!({"top_p": 1.5})), 400, Some("top_p")),
+        ("top_k negative", c, chat(json!({"top_k": -1})), 400, Some("top_k")),
+        ("min_p 2", c, chat(json!({"min_p": 2})), 400, Some("min_p")),
+        ("seed negative", c, chat(json!({"seed": -1})), 400, Some("seed")),
+        ("n=2", c, chat(json!({"n": 2})), 400, Some("n")),
+        ("5 stop strings", c, chat(json!({"stop": ["a", "b", "c", "d", "e"]})), 400, Some("stop")),
+        ("long stop string", c, chat(json!({"stop": long_stop})), 400, Some("stop")),
+        (
+            "json_object without JSON in messages",
+            c,
+            chat(json!({"response_format": {"type": "json_object"}})),
+            400,
+            Some("messages"),
+        ),
+        ("tool without function", c, chat(json!({"tools": [{"type": "function"}]})), 400, None),
+        ("tool_choice required without tools", c, chat(json!({"tool_choice": "required"})), 400, Some("tool_choice")),
+        ("logprobs", c, chat(json!({"logprobs": true})), 400, Some("logprobs")),
+        ("logit_bias", c, chat(json!({"logit_bias": {"42": 10}})), 400, Some("logit_bias")),
+        ("presence_penalty", c, chat(json!({"presence_penalty": 1.0})), 400, Some("presence_penalty")),
+        ("unknown field", c, chat(json!({"frobnicate": true})), 400, None),
+        ("augur spec mode", c, chat(json!({"augur": {"spec": {"mode": "warp"}}})), 400, None),
+        ("completions prompt array", "/v1/completions", json!({"prompt": ["a", "b"]}), 400, None),
+        ("completions with messages", "/v1/completions", chat(json!({"prompt": "x"})), 400, None),
+        ("prompt token out of vocab", "/v1/completions", json!({"prompt": [1, 999999999], "max_tokens": 2}), 400, None),
+        ("detokenize -1", "/detokenize", json!({"tokens": [-1]}), 400, None),
+        ("detokenize n_vocab", "/detokenize", json!({"tokens": [151936]}), 400, None),
+        ("detokenize 2^31", "/detokenize", json!({"tokens": [2147483648u64]}), 400, None),
+        ("detokenize string", "/detokenize", json!({"tokens": ["a"]}), 400, None),
+        ("tokenize without content", "/tokenize", json!({"text": "a"}), 400, None),
+        (
+            "json_schema without json_schema",
+            c,
+            chat(json!({"response_format": {"type": "json_schema"}})),
+            400,
+            Some(JS),
+        ),
+        (
+            "json_schema without schema",
+            c,
+            chat(json!({"response_format": json_schema(json!({"name": "n"}))})),
+            400,
+            Some(JS_SCHEMA),
+        ),
+        (
+            "json_schema without name",
+            c,
+            chat(json!({"response_format": json_schema(json!({"schema": {}}))})),
+            400,
+            Some(JS_NAME),
+        ),
+        (
+            "json_schema bad name",
+            c,
+            chat(json!({"response_format": json_schema(json!({"name": "a.b", "schema": {}}))})),
+            400,
+            Some(JS_NAME),
+        ),
+        (
+            "tool message without tool_call_id",
+            c,
+            json!({"messages": [{"role": "tool", "content": "21"}]}),
+            400,
+            Some("messages[0].tool_call_id"),
+        ),
+        ("tool-call arguments not a string", c, history_call(json!({"city": "Paris"})), 400, Some(ARGS)),
+        ("tool-call arguments not an object", c, history_call(json!("[1, 2]")), 400, Some(ARGS)),
+        ("tool-call arguments not JSON", c, history_call(json!("{city")), 400, Some(ARGS)),
+        ("empty content parts", c, content(json!([])), 400, Some("messages[0].content")),
+        (
+            "unknown content part type",
+            c,
+            content(json!([{"type": "txt", "text": "a"}])),
+            400,
+            Some("messages[0].content[0].type"),
+        ),
+        ("text part without text", c, content(json!([{"type": "text"}])), 400, Some("messages[0].content[0].text")),
+        (
+            "recursive tool parameters",
+            c,
+            chat(json!({"tools": [recursive_tool()]})),
+            400,
+            Some("tools[0].function.parameters"),
+        ),
     ]
 }
 
 fn check_bad_requests(s: &Server) {
-    for (what, path, body, status) in bad_json_requests() {
+    let mut wrong_param = Vec::new();
+    for (what, path, body, status, param) in bad_json_requests() {
         let e = s.post_json(path, &body).assert_error(status, what);
+        if param.is_some_and(|p| e["param"] != p) {
+            wrong_param.push(format!("{what}: expected param {param:?}, got {e}"));
+        }
         if what == "unknown model" {
             assert_eq!(e["code"], "model_not_found");
         }
@@ -166,6 +261,35 @@ fn check_bad_requests(s: &Server) {
     let e = s.post_json("/v1/models/other", &json!({})).assert_error(405, "POST on a GET route");
     assert!(e["type"].is_string());
     s.get("/v1/models/other").assert_error(404, "unknown model id");
+    assert!(wrong_param.is_empty(), "{wrong_param:#?}");
+    check_recursive_schemas_are_refused_fast(s);
+    let e = s.get(&format!("/v1/models?q={}", "x".repeat(16 << 10))).assert_error(414, "16 kB URI");
+    assert_eq!(e["code"], "uri_too_long");
+}
+
+/// Schemas that must contain themselves are refused before any compiling
+/// or decoding, not after seconds of generation.
+fn check_recursive_schemas_are_refused_fast(s: &Server) {
+    let cycle = json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"});
+    let cyclic_tool = json!({"type": "function", "function": {"name": "g", "parameters": cycle}});
+    for (what, body, param) in [
+        ("tool `$ref: #`", chat(json!({"tools": [recursive_tool()]})), "tools[0].function.parameters"),
+        (
+            "tool `$defs` cycle",
+            chat(json!({"tools": [cyclic_tool], "tool_choice": "required"})),
+            "tools[0].function.parameters",
+        ),
+        (
+            "json_schema `$defs` cycle",
+            chat(json!({"response_format": json_schema(json!({"name": "n", "schema": cycle}))})),
+            JS_SCHEMA,
+        ),
+    ] {
+        let start = Instant::now();
+        let e = s.post_json("/v1/chat/completions", &body).assert_error(400, what);
+        assert!(start.elapsed() < Duration::from_secs(2), "{what}: took {:?}", start.elapsed());
+        assert_eq!((e["code"].as_str(), e["param"].as_str()), (Some("invalid_grammar"), Some(param)), "{what}: {e}");
+    }
 }
 
 fn check_limits(s: &Server) {
