@@ -30,6 +30,7 @@ mod error;
 mod extract;
 mod generation;
 mod handlers;
+mod messages;
 pub mod metrics;
 mod middleware;
 mod prompt;
