@@ -5,6 +5,8 @@
 //! to servers through it. It knows the wire format only: callers convert
 //! their own messages and events, and keep their own clocks.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod request;
 pub mod sse;
