@@ -647,7 +647,7 @@ mod tests {
             (
                 r##""response_format":{"type":"json_schema","json_schema":{"name":"n","schema":
                 {"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}}}"##,
-                "response_format.json_schema.schema",
+                "response_format",
             ),
         ] {
             let e = chat(&format!("{{{MSG},{extra}}}")).unwrap_err();

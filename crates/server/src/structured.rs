@@ -253,7 +253,8 @@ fn json_schema_source(f: Option<&JsonSchemaFormat>) -> Result<GrammarSource, Ser
         Some(_) => return Err(ServerError::param(format!("{p}.schema"), "`schema` must be a JSON schema object")),
         None => return Err(ServerError::param(format!("{p}.schema"), "`schema` is required")),
     };
-    check_schema(&format!("{p}.schema"), &schema)?;
+    // Named like the compiler's refusals of the same schema.
+    check_schema("response_format", &schema)?;
     Ok(GrammarSource::JsonSchema { schema, strict: f.strict.unwrap_or(false) })
 }
 
