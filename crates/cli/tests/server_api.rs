@@ -176,6 +176,13 @@ fn bad_json_requests() -> Vec<BadRequest> {
         ("detokenize 2^31", "/detokenize", json!({"tokens": [2147483648u64]}), 400, None),
         ("detokenize string", "/detokenize", json!({"tokens": ["a"]}), 400, None),
         ("tokenize without content", "/tokenize", json!({"text": "a"}), 400, None),
+    ]
+}
+
+/// Malformed formats, messages and tools (issue 24's held-out classes).
+fn bad_structure_requests() -> Vec<BadRequest> {
+    let c = "/v1/chat/completions";
+    vec![
         (
             "json_schema without json_schema",
             c,
@@ -235,7 +242,7 @@ fn bad_json_requests() -> Vec<BadRequest> {
 
 fn check_bad_requests(s: &Server) {
     let mut wrong_param = Vec::new();
-    for (what, path, body, status, param) in bad_json_requests() {
+    for (what, path, body, status, param) in bad_json_requests().into_iter().chain(bad_structure_requests()) {
         let e = s.post_json(path, &body).assert_error(status, what);
         if param.is_some_and(|p| e["param"] != p) {
             wrong_param.push(format!("{what}: expected param {param:?}, got {e}"));
