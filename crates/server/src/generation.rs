@@ -47,12 +47,12 @@ pub struct Served {
 pub async fn respond_on(
     state: AppState,
     served: Served,
-    mut parsed: ParsedRequest,
+    parsed: ParsedRequest,
     arrived: Instant,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response, ServerError> {
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
-    let stream = submit(served.backend.clone(), &mut parsed, state.config.max_tokens_limit).await?;
+    let stream = submit(served.backend.clone(), &parsed, state.config.max_tokens_limit).await?;
     let ctx = Ctx::new(&parsed, &served);
     let tracker = Tracker::new(state.metrics.clone(), arrived);
     if parsed.stream {
@@ -72,7 +72,7 @@ pub async fn respond_on(
 pub async fn generate_once(
     state: &AppState,
     served: &Served,
-    parsed: &mut ParsedRequest,
+    parsed: &ParsedRequest,
     arrived: Instant,
 ) -> Result<Output, ServerError> {
     let deadline = tokio::time::Instant::from_std(arrived + state.config.request_timeout);
@@ -89,7 +89,7 @@ pub fn full_response(parsed: &ParsedRequest, served: &Served, out: &Output) -> R
 
 /// Queue `parsed` on `backend`: a model with a local vocabulary gets token
 /// ids (prepared here); a remote one gets the text and tokenises for itself.
-async fn submit(backend: Arc<dyn Backend>, parsed: &mut ParsedRequest, cap: u32) -> Result<TokenStream, ServerError> {
+async fn submit(backend: Arc<dyn Backend>, parsed: &ParsedRequest, cap: u32) -> Result<TokenStream, ServerError> {
     let req = GenerateRequest {
         prompt: parsed.prompt.clone(),
         max_tokens: parsed.max_tokens.unwrap_or(cap),

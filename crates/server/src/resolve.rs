@@ -138,7 +138,7 @@ pub async fn generate(state: AppState, mut raw: RawRequest, endpoint: Endpoint) 
     let mut failures: Vec<Value> = Vec::new();
     let last = route.steps.len().saturating_sub(1);
     for (i, step) in route.steps.iter().enumerate() {
-        let mut parsed = step.request(&raw).into_parsed(endpoint, &state.config)?;
+        let parsed = step.request(&raw).into_parsed(endpoint, &state.config)?;
         let mut served = state.resolver.acquire(step).await?;
         let Some(esc) = &route.escalation else {
             return respond_on(state, served, parsed, arrived, permit).await;
@@ -147,7 +147,7 @@ pub async fn generate(state: AppState, mut raw: RawRequest, endpoint: Endpoint) 
         if parsed.stream {
             return Ok(labelled(respond_on(state, served, parsed, arrived, permit).await?, &step.name));
         }
-        let out = generate_once(&state, &served, &mut parsed, arrived).await?;
+        let out = generate_once(&state, &served, &parsed, arrived).await?;
         let checks = Checks { want_json: esc.want_json, gate: step.gate.as_deref() };
         let failed = check_answer(&out.text, out.done.finish_reason, &checks);
         match failed {
