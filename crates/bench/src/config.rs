@@ -23,6 +23,11 @@ pub struct TargetConfig {
     pub ctx_size: Option<u32>,
     /// Base URL of an OpenAI-compatible server.
     pub endpoint: Option<String>,
+    /// Each request in a fresh `augur run` process, as a user of the CLI
+    /// meets the engine: nothing learnt in memory, and a suffix store that
+    /// starts empty or holds the earlier prompts' answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<ColdStore>,
     /// The exact command lines that measured this configuration, for
     /// measurements imported from other tools (`bench import`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -41,6 +46,7 @@ impl TargetConfig {
             threads: None,
             ctx_size: None,
             endpoint: None,
+            cold: None,
             commands: Vec::new(),
         }
     }
@@ -51,7 +57,7 @@ impl TargetConfig {
 
     /// `MODEL`, or `key=value` pairs joined by commas: name, model, spec
     /// (off|lookup|draft|suffix|auto), spec_max, draft, experts, threads,
-    /// ctx, endpoint. Without `name`, the name is the spec string itself.
+    /// ctx, endpoint, cold (fresh|sequence). Without `name`, the name is the spec string itself.
     pub fn parse(spec: &str) -> Result<TargetConfig> {
         if !spec.contains('=') {
             return Ok(TargetConfig::new(spec));
@@ -85,6 +91,7 @@ impl TargetConfig {
             "threads" => self.threads = Some(num(value)? as i32),
             "ctx" | "ctx_size" => self.ctx_size = Some(num(value)? as u32),
             "endpoint" => self.endpoint = Some(value.into()),
+            "cold" => self.cold = Some(ColdStore::parse(value)?),
             _ => return Err(format!("unknown key {key:?}")),
         }
         Ok(())
@@ -100,8 +107,8 @@ impl TargetConfig {
             && other.endpoint.is_none()
             && self.commands.is_empty()
             && other.commands.is_empty()
-            && (&self.model, &self.draft_model, self.experts, self.threads, self.ctx_size)
-                == (&other.model, &other.draft_model, other.experts, other.threads, other.ctx_size)
+            && (&self.model, &self.draft_model, self.experts, self.threads, self.ctx_size, self.cold)
+                == (&other.model, &other.draft_model, other.experts, other.threads, other.ctx_size, other.cold)
     }
 
     /// The configuration to load for a group that `shares_load`: a draft
@@ -118,6 +125,27 @@ impl TargetConfig {
         };
         let spec_max = group.iter().map(|c| c.spec_max).max().unwrap_or(first.spec_max);
         Some(TargetConfig { spec, spec_max, ..first.clone() })
+    }
+}
+
+/// What a cold target's suffix store holds when a process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColdStore {
+    /// Nothing: every process starts on an empty store.
+    Fresh,
+    /// The answers to the earlier prompts of the run, as a user's store
+    /// holds earlier answers, and never one to the prompt itself.
+    Sequence,
+}
+
+impl ColdStore {
+    fn parse(v: &str) -> Result<ColdStore, String> {
+        match v {
+            "fresh" => Ok(ColdStore::Fresh),
+            "sequence" => Ok(ColdStore::Sequence),
+            _ => Err(format!("cold={v:?}: expected fresh or sequence")),
+        }
     }
 }
 

@@ -48,6 +48,9 @@ pub enum BenchError {
     Load(String),
     #[error("plot: {0}")]
     Plot(String),
+    /// A child process (a cold target's `augur run`) failed.
+    #[error("{what}: {message}")]
+    Process { what: String, message: String },
     #[error("{count} greedy-identity mismatch(es) against the baseline")]
     Mismatch { count: usize },
 }

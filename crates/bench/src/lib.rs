@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod cold;
 pub mod compare;
 pub mod config;
 mod error;
@@ -29,7 +30,7 @@ pub mod suite;
 pub mod target;
 pub mod template;
 
-pub use config::{Sweep, TargetConfig};
+pub use config::{ColdStore, Sweep, TargetConfig};
 pub use error::{BenchError, Result};
 pub use protocol::{execute, execute_with, Mismatch, Outcome, Plan, TextPolicy, MIN_ITERATIONS};
 pub use store::{Row, Run};

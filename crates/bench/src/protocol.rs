@@ -240,8 +240,10 @@ fn measure_interleaved(plan: &Plan, group: &[&TargetConfig], t: &dyn Target, st:
     for (suite, p) in plan.prompts() {
         let messages = p.chat();
         let spec_of = |c: &TargetConfig| Some(RequestSpec { mode: c.spec, max: c.spec_max });
-        if let Err(e) = t.generate(&Request { spec: spec_of(group[0]), ..request(plan, p, &messages) }) {
-            tracing::warn!("warm-up of {} failed: {e}", p.id);
+        if t.warms_prompts() {
+            if let Err(e) = t.generate(&Request { spec: spec_of(group[0]), ..request(plan, p, &messages) }) {
+                tracing::warn!("warm-up of {} failed: {e}", p.id);
+            }
         }
         for iteration in 0..plan.iterations {
             for j in 0..group.len() {

@@ -98,11 +98,21 @@ pub struct RequestSpec {
 
 pub trait Target {
     fn generate(&self, req: &Request) -> Result<Generation>;
+
+    /// Whether a prompt is run once unmeasured before its measured runs
+    /// (so that none of them pays alone for a cold cache).
+    fn warms_prompts(&self) -> bool {
+        true
+    }
 }
 
 /// Open the target a configuration names. `min_ctx` is the context the
 /// selected prompts need when the configuration does not fix one.
 pub fn open(cfg: &TargetConfig, min_ctx: u32) -> Result<Box<dyn Target>> {
+    if cfg.cold.is_some() {
+        let exe = std::env::current_exe().map_err(BenchError::io("finding the augur binary"))?;
+        return Ok(Box::new(crate::cold::ColdProcess::new(cfg, min_ctx, exe)?));
+    }
     match &cfg.endpoint {
         Some(url) => Ok(Box::new(Endpoint::new(url, &cfg.model))),
         None => Ok(Box::new(InProcess::spawn(cfg, min_ctx)?)),

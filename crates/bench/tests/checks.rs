@@ -64,6 +64,14 @@ fn targets_parse() {
     assert!(TargetConfig::parse("spec=auto").is_err());
     assert!(TargetConfig::parse("model=x,bogus=1").is_err());
     assert!(TargetConfig::parse("model=x,spec=fast").is_err());
+    let cold = TargetConfig::parse("model=m,spec=auto,cold=sequence").unwrap();
+    assert_eq!(cold.cold, Some(augur_bench::ColdStore::Sequence));
+    assert!(TargetConfig::parse("model=m,cold=warm").is_err());
+    // A cold target is served by the same processes as another cold one,
+    // never by an in-process worker.
+    let fresh = TargetConfig::parse("model=m,spec=off,cold=fresh").unwrap();
+    assert!(!fresh.shares_load(&TargetConfig::new("m")));
+    assert!(fresh.shares_load(&TargetConfig::parse("model=m,spec=lookup,cold=fresh").unwrap()));
 }
 
 #[test]

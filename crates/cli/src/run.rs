@@ -73,6 +73,11 @@ pub struct ModelArgs {
     /// output: only KV a cold prefill would compute identically is reused.
     #[arg(long, value_enum, default_value = "conversation")]
     pub prefix_cache: PrefixArg,
+    /// The file the global suffix tree (earlier answers) is kept in: read at
+    /// start, merged and saved after each request that drafted from suffix
+    /// trees. Default: suffix/MODEL.bin beside the model store.
+    #[arg(long, value_name = "FILE")]
+    pub suffix_store: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +162,10 @@ impl ModelArgs {
             spec,
             draft,
             calibration_dir: store.root().parent().map(|p| p.join("calibration")),
-            suffix_store: store.root().parent().map(|p| p.join("suffix").join(format!("{stem}.bin"))),
+            suffix_store: self
+                .suffix_store
+                .clone()
+                .or_else(|| store.root().parent().map(|p| p.join("suffix").join(format!("{stem}.bin")))),
             prefix_cache: self.prefix_cache.into(),
             ..WorkerConfig::new(name, path)
         })
@@ -228,6 +236,11 @@ pub struct RunArgs {
     /// Read the prompt from a file.
     #[arg(short = 'f', long)]
     pub file: Option<PathBuf>,
+    /// Read a whole conversation from a file: a JSON array of
+    /// {"role": ..., "content": ...} messages, rendered with the chat
+    /// template.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt", "file", "system", "chat"])]
+    pub messages: Option<PathBuf>,
     /// Treat the prompt as a user message and apply the chat template.
     #[arg(long)]
     pub chat: bool,
@@ -288,30 +301,14 @@ impl ConstraintArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
-    let text = match (&a.prompt, &a.file) {
-        (Some(p), _) => p.clone(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("reading prompt file {}", f.display()))?
-        }
-        (None, None) => bail!("give a prompt with -p TEXT or -f FILE"),
-    };
     if a.max_tokens == 0 {
         bail!("--max-tokens must be at least 1");
     }
+    let prompt = prompt(&a)?;
     let sampling = a.sampling.params()?;
     let constraint = a.constraint.spec()?;
     let path = a.model.resolve()?;
     let worker = ModelWorker::spawn(a.model.worker_config(&a.model.model, path)?)?;
-    let prompt = if a.chat || a.system.is_some() {
-        let mut msgs = Vec::new();
-        if let Some(s) = &a.system {
-            msgs.push(ChatMessage::new("system", s));
-        }
-        msgs.push(ChatMessage::new("user", &text));
-        Prompt::Chat(msgs)
-    } else {
-        Prompt::Text(text)
-    };
     let constraint = match constraint {
         Some(spec) => Some(worker.grammar()?.compile(&spec).context("the output constraint")?),
         None => None,
@@ -351,6 +348,44 @@ pub fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The prompt the flags give: a conversation file, or text (from the flag
+/// or a file), sent raw or as a user message.
+fn prompt(a: &RunArgs) -> Result<Prompt> {
+    if let Some(f) = &a.messages {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading messages file {}", f.display()))?;
+        let msgs: Vec<MessageArg> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: expected a JSON array of {{\"role\", \"content\"}} objects", f.display()))?;
+        if msgs.is_empty() {
+            bail!("{}: the conversation has no messages", f.display());
+        }
+        return Ok(Prompt::Chat(msgs.into_iter().map(|m| ChatMessage::new(&m.role, &m.content)).collect()));
+    }
+    let text = match (&a.prompt, &a.file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading prompt file {}", f.display()))?
+        }
+        (None, None) => bail!("give a prompt with -p TEXT, -f FILE or --messages FILE"),
+    };
+    if !(a.chat || a.system.is_some()) {
+        return Ok(Prompt::Text(text));
+    }
+    let mut msgs = Vec::new();
+    if let Some(s) = &a.system {
+        msgs.push(ChatMessage::new("system", s));
+    }
+    msgs.push(ChatMessage::new("user", &text));
+    Ok(Prompt::Chat(msgs))
+}
+
+/// One message of `--messages`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageArg {
+    role: String,
+    content: String,
+}
+
 /// Run one request to completion, optionally streaming its text to stdout.
 pub fn drive(backend: &dyn Backend, req: GenerateRequest, stream: bool) -> Result<(String, Completion)> {
     let mut events = backend.submit(req)?;
@@ -366,7 +401,7 @@ pub fn drive(backend: &dyn Backend, req: GenerateRequest, stream: bool) -> Resul
                 }
                 text.push_str(&t);
             }
-            Event::Done(done) => return Ok((text, done)),
+            Event::Done(done) => return Ok((text, *done)),
             Event::Error(e) => return Err(e.into()),
         }
     }
@@ -403,6 +438,8 @@ fn json_report(model: &str, text: &str, done: &Completion) -> serde_json::Value 
             // The suffix steps that verified a forking tree.
             "trees": done.spec.tree,
             "accepted_at": done.spec.accepted_at,
+            // Where the decode time went.
+            "time": done.spec.time,
         },
     })
 }

@@ -139,7 +139,7 @@ impl Call {
     fn run(self) {
         let started = Instant::now();
         let event = match self.exchange() {
-            Ok(t) => Event::Done(completion(t, started)),
+            Ok(t) => Event::Done(Box::new(completion(t, started))),
             Err(e) => Event::Error(e),
         };
         let _ = self.tx.blocking_send(event);

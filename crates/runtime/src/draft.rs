@@ -2,6 +2,7 @@
 //! drafting greedily in its own context.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use augur_engine::{Batch, Context, ContextParams, Model};
 use augur_sampling::Token;
@@ -21,13 +22,32 @@ pub struct DraftModel {
     /// Draft seconds per token, measured at load.
     pub cost_per_token: f64,
     failed: bool,
+    /// This request's time in catching up and in drafting.
+    times: DraftTimes,
+}
+
+/// Where a draft model's time went during one request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DraftTimes {
+    /// Decoding committed tokens its cache did not hold.
+    pub catch_up: Duration,
+    /// Decoding its own draft tokens.
+    pub drafting: Duration,
 }
 
 impl DraftModel {
     pub fn new(model: Arc<Model>, params: &ContextParams, min_confidence: f32) -> Result<Self, RuntimeError> {
         let ctx = Context::new(model, params)?;
         let batch = Batch::new(params.n_batch as usize, 1)?;
-        Ok(Self { ctx, batch, kv: Vec::new(), min_confidence, cost_per_token: 0.0, failed: false })
+        Ok(Self {
+            ctx,
+            batch,
+            kv: Vec::new(),
+            min_confidence,
+            cost_per_token: 0.0,
+            failed: false,
+            times: DraftTimes::default(),
+        })
     }
 
     /// Tokens of `history` its cache does not hold: what the next proposal
@@ -40,6 +60,12 @@ impl DraftModel {
     /// differs), and a failure of the last request is forgotten.
     pub fn begin_request(&mut self) {
         self.failed = false;
+        self.times = DraftTimes::default();
+    }
+
+    /// Time spent since the request began.
+    pub fn times(&self) -> DraftTimes {
+        self.times
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -79,7 +105,17 @@ impl DraftModel {
     }
 
     fn draft(&mut self, history: &[Token], max_len: usize, out: &mut Draft) -> Result<(), RuntimeError> {
-        let mut last = self.sync(history)?;
+        let start = Instant::now();
+        let last = self.sync(history)?;
+        let synced = Instant::now();
+        self.times.catch_up += synced - start;
+        let drafted = self.extend(last, max_len, out);
+        self.times.drafting += synced.elapsed();
+        drafted
+    }
+
+    /// Draft greedily from the logits at batch index `last`.
+    fn extend(&mut self, mut last: usize, max_len: usize, out: &mut Draft) -> Result<(), RuntimeError> {
         while out.len() < max_len {
             let logits = self.ctx.logits(last).ok_or_else(|| RuntimeError::internal("draft logits"))?;
             let (token, p) = top_with_prob(logits);

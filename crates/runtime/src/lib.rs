@@ -27,7 +27,7 @@ pub use probe::Scorer;
 pub use request::{
     tokens_per_sec, Completion, Event, FinishReason, GenerateRequest, Prompt, SpecMode, SpecOptions, Usage,
 };
-pub use speculate::{DraftPolicy, SpecSettings, SpecStats, SuffixTuning};
+pub use speculate::{DraftPolicy, SpecSettings, SpecStats, StepTimes, SuffixTuning};
 pub use text::Tokenizer;
 pub use worker::{DraftConfig, ModelWorker, PrefixReuse, WorkerConfig};
 

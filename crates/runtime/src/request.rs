@@ -152,6 +152,7 @@ pub enum Event {
         text: compact_str::CompactString,
         tokens: usize,
     },
-    Done(Completion),
+    /// Boxed: the report is large and sent once per request.
+    Done(Box<Completion>),
     Error(crate::RuntimeError),
 }

@@ -23,4 +23,4 @@ pub use driver::generate;
 pub use proposer::Speculator;
 pub use replay::ReplayOutcome;
 pub use settings::{DraftPolicy, SpecMode, SpecSettings, SuffixTuning};
-pub use stats::{ConstraintReport, SourceStats, SpecStats};
+pub use stats::{ConstraintReport, SourceStats, SpecStats, StepTimes};

@@ -437,7 +437,7 @@ fn run_job(slot: &mut Slot, reuse: PrefixReuse, job: Job) -> bool {
     }
     let ok = result.is_ok();
     let event = match result {
-        Ok(done) => Event::Done(done),
+        Ok(done) => Event::Done(Box::new(done)),
         Err(RuntimeError::Engine(augur_engine::EngineError::Aborted)) => Event::Error(RuntimeError::Cancelled),
         Err(e) => Event::Error(e),
     };

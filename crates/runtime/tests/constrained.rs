@@ -169,7 +169,7 @@ fn run(case: &Case, mode: SpecMode, fast_forward: bool, sampling: SamplingParams
     let mut s = shared().submit(req).unwrap();
     while let Some(ev) = s.blocking_next() {
         match ev {
-            Event::Done(c) => return c,
+            Event::Done(c) => return *c,
             Event::Error(e) => panic!("{}: {e}", case.id),
             _ => {}
         }

@@ -49,7 +49,7 @@ fn ask(w: &ModelWorker, msgs: &[ChatMessage], max_tokens: u32, mode: SpecMode) -
             Event::Text { text: t, .. } => text.push_str(&t),
             Event::Done(done) => {
                 assert_eq!(done.usage.cached_tokens, cached, "usage and the start event disagree");
-                return Answer { done, text, cached, prompt };
+                return Answer { done: *done, text, cached, prompt };
             }
             Event::Error(e) => panic!("generation failed: {e}"),
         }

@@ -32,7 +32,7 @@ fn complete(b: &dyn Backend, req: GenerateRequest) -> (String, Completion) {
     while let Some(ev) = s.blocking_next() {
         match ev {
             Event::Text { text: t, .. } => text.push_str(&t),
-            Event::Done(c) => return (text, c),
+            Event::Done(c) => return (text, *c),
             Event::Error(e) => panic!("generation failed: {e}"),
             Event::Started { .. } => {}
         }

@@ -78,7 +78,7 @@ fn run_with(
     let mut s = w.submit(req).unwrap();
     while let Some(ev) = s.blocking_next() {
         match ev {
-            Event::Done(c) => return c,
+            Event::Done(c) => return *c,
             Event::Error(e) => panic!("{}: {e}", case.id),
             _ => {}
         }

@@ -216,7 +216,7 @@ async fn collect(mut stream: TokenStream, mut tracker: Tracker) -> Result<Output
             }
             Event::Done(done) => {
                 tracker.on_done(&done);
-                return Ok(Output { text, done, cached });
+                return Ok(Output { text, done: *done, cached });
             }
             Event::Error(e) => return Err(e.into()),
         }

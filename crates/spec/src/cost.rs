@@ -97,6 +97,11 @@ impl CostModel {
         self.draft_per_token[source.index()]
     }
 
+    /// Most rows a step may verify.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
     /// Largest chunk the verifier decodes at once.
     pub fn chunk(&self) -> usize {
         self.chunk_cost.len()
@@ -126,7 +131,7 @@ impl CostModel {
     /// Expected cost of `rows` verify rows when chunk `i` runs with
     /// probability `reach(i·C)` (the chance the first `i·C` drafted tokens
     /// were accepted).
-    fn cost_of_rows(&self, rows: usize, reach: impl Fn(usize) -> f64) -> f64 {
+    pub(crate) fn cost_of_rows(&self, rows: usize, reach: impl Fn(usize) -> f64) -> f64 {
         let c = self.chunk();
         (0..rows.div_ceil(c))
             .map(|i| {

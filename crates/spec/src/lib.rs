@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod cost;
 pub mod curve;
 pub mod drafter;
@@ -37,6 +38,7 @@ pub mod verify;
 use std::path::PathBuf;
 
 pub use augur_sampling::Token;
+pub use budget::RiskBudget;
 pub use cost::{CostModel, Plan};
 pub use curve::{CostCurve, COST_CURVE_VERSION};
 pub use drafter::{Draft, DraftSourceId, Drafter};

@@ -7,7 +7,7 @@
 //! worker's [`Speculator`], so that several sequences could later share a
 //! step's batch.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use augur_engine::{Batch, Context, Model};
 use augur_sampling::Token;
@@ -15,8 +15,9 @@ use augur_spec::{MAX_DRAFT, TREE_GRAVEYARD_SEQ};
 
 use super::proposer::{Ask, DraftShape, Proposal, Speculator, StepOutcome};
 use super::settings::SpecMode;
-use super::stats::SpecStats;
+use super::stats::{SpecStats, StepTimes};
 use super::verifier::{verify, Picker, VerifyAt};
+use crate::draft::DraftTimes;
 use crate::generate::{pos, prefill, Clock, Emitter, Sink};
 use crate::prefix::PrefixCache;
 use crate::request::{Completion, FinishReason, GenerateRequest, Usage};
@@ -43,6 +44,9 @@ struct SeqState<'m> {
     /// The draft tokens a step accepted (reused).
     accepted: Vec<Token>,
     finish: Option<FinishReason>,
+    /// Time in proposing and in verifying, over the request.
+    proposing: Duration,
+    verifying: Duration,
 }
 
 impl<'m> SeqState<'m> {
@@ -64,6 +68,8 @@ impl<'m> SeqState<'m> {
             graveyard: 0,
             accepted: Vec::with_capacity(MAX_DRAFT),
             finish: None,
+            proposing: Duration::ZERO,
+            verifying: Duration::ZERO,
         }
     }
 
@@ -77,8 +83,9 @@ impl<'m> SeqState<'m> {
         new_from
     }
 
-    fn complete(mut self, usage: Usage) -> Completion {
+    fn complete(mut self, usage: Usage, draft: DraftTimes) -> Completion {
         self.stats.constraint = self.picker.constraint_report();
+        self.stats.time = StepTimes::from_parts(self.proposing, self.verifying, draft);
         let finish_reason = self.finish.unwrap_or(FinishReason::Stop);
         Completion { finish_reason, usage, tokens: std::mem::take(&mut self.em.tokens), spec: self.stats }
     }
@@ -117,7 +124,7 @@ pub fn generate(
     }
     let usage = clock.usage(prompt.len(), reused, &seq.em);
     spec.finish_request(seq.mode, &seq.history[prompt.len()..]);
-    Ok(seq.complete(usage))
+    Ok(seq.complete(usage, spec.draft_times()))
 }
 
 /// Reuse what `prefix` holds of the prompt, start the proposer's request
@@ -157,11 +164,15 @@ fn step(
     let used = seq.n_kv + remaining + seq.graveyard;
     let room = (ctx.n_ctx() as usize).saturating_sub(used);
     let ask = Ask { mode: seq.mode, shape: DraftShape::PathOrTree, history: &seq.history, limit, room };
+    let started = Instant::now();
     let mut proposal = propose_step(spec, &mut seq.picker, seq.fast_forward, ask);
+    let proposed = Instant::now();
+    seq.proposing += proposed - started;
     let pending = seq.history[seq.history.len() - 1];
     let out_pos = (seq.history.len() - seq.prompt_len) as u64;
     let at = VerifyAt { pending, n_kv: seq.n_kv, out_pos };
     let checked = verify(ctx, batch, &mut seq.picker, &mut proposal, &at)?;
+    seq.verifying += proposed.elapsed();
     let (plan, tree, verdict) = (proposal.plan, proposal.is_tree(), checked.verdict);
     proposal.accepted(verdict.accepted, &mut seq.accepted);
     seq.graveyard += checked.rejected_rows;

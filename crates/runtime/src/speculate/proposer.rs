@@ -9,15 +9,15 @@
 use augur_sampling::Token;
 use augur_spec::trust::{suffix_weight, SUFFIX_MIN_MATCH};
 use augur_spec::{
-    AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, Plan, PromptLookup, Shadow, ShadowOutcome, SharedGlobal,
-    StatsConfig, SuffixConfig, SuffixDrafter, SuffixOrigin, TreeWalk, Trust, MAX_DRAFT,
+    AcceptanceStats, CostModel, Draft, DraftSourceId, Drafter, Plan, PromptLookup, RiskBudget, Shadow, ShadowOutcome,
+    SharedGlobal, StatsConfig, SuffixConfig, SuffixDrafter, SuffixOrigin, TreeWalk, Trust, MAX_DRAFT,
 };
 
 use super::lanes::{SuffixLane, TreeDrafting};
 use super::settings::{
     DraftPolicy, SpecMode, SpecSettings, CATCH_UP_FRACTION, FORCED_PRIOR, LOOKUP_BUCKETS, LOOKUP_TRUST_PRIOR,
 };
-use crate::draft::DraftModel;
+use crate::draft::{DraftModel, DraftTimes};
 use crate::RuntimeError;
 
 /// Whether this step may verify a branching draft: not under an output
@@ -131,6 +131,11 @@ pub struct Speculator {
     tree: TreeDrafting,
     /// Largest verify batch that is bit-identical to one-token decoding.
     chunk: usize,
+    /// What this request's drafts have won and lost: no step risks more
+    /// than it allows.
+    budget: RiskBudget,
+    /// The draft model's catch-up this step's plan counted on, in seconds.
+    catch_up_secs: f64,
 }
 
 impl Speculator {
@@ -165,6 +170,8 @@ impl Speculator {
             draft: Draft::with_capacity(MAX_DRAFT),
             tree: TreeDrafting::default(),
             chunk: 1,
+            budget: RiskBudget::default(),
+            catch_up_secs: 0.0,
             settings,
         })
     }
@@ -175,6 +182,11 @@ impl Speculator {
 
     pub fn has_draft_model(&self) -> bool {
         self.draft_model.is_some()
+    }
+
+    /// The draft model's time in this request so far.
+    pub(crate) fn draft_times(&self) -> DraftTimes {
+        self.draft_model.as_ref().map(DraftModel::times).unwrap_or_default()
     }
 
     pub fn draft_model_mut(&mut self) -> Option<&mut DraftModel> {
@@ -274,6 +286,7 @@ impl Speculator {
     /// What verification made of this step's proposal.
     pub(crate) fn observe(&mut self, o: &StepOutcome) {
         let (drafted, accepted) = (o.drafted, o.accepted);
+        self.settle(o);
         match o.source {
             Some(DraftSourceId::Lookup) => {
                 let b = self.lookup_bucket();
@@ -315,6 +328,15 @@ impl Speculator {
         }
     }
 
+    /// Charge the step to the request's budget, at the cost model's prices.
+    fn settle(&mut self, o: &StepOutcome) {
+        let Some(cost) = &self.cost else { return };
+        let per_token = o.source.map_or(0.0, |s| cost.draft_cost(s));
+        let extra = if o.source == Some(DraftSourceId::DraftModel) { self.catch_up_secs } else { 0.0 };
+        let secs = cost.step_secs(o.drafted, o.accepted, per_token) + extra;
+        self.budget.settle(secs / cost.plain_secs(), o.accepted + 1);
+    }
+
     fn learn_lookup(&mut self, bucket: usize, o: ShadowOutcome) {
         if let Some(stats) = self.lookup_stats.get_mut(bucket) {
             stats.observe_from(DraftSourceId::Lookup, o.from, o.drafted, o.accepted);
@@ -328,6 +350,7 @@ impl Speculator {
         self.suffix.reset();
         self.lookup_trust.reset();
         self.lookup_shadow = LookupShadow::default();
+        self.budget.reset();
         for lane in &mut self.suffix_lanes {
             lane.request_trust.reset();
             lane.shadow = Shadow::default();
@@ -374,6 +397,7 @@ impl Speculator {
         if use_draft {
             self.plan_draft_model(cost, history, limit, &mut best);
         }
+        let best = self.within_budget(cost, best);
         self.watch(best.source, best.k);
         if self.tree.predicted.is_some() {
             return best;
@@ -440,7 +464,35 @@ impl Speculator {
         }
         if p.expected_tokens_per_sec > best.expected_tokens_per_sec {
             *best = p;
+            self.catch_up_secs = catch_up;
         }
+    }
+
+    /// The plan, cut to the longest draft whose worst case (its first token
+    /// rejected) the request's budget covers; plain decoding if none.
+    fn within_budget(&mut self, cost: &CostModel, best: Plan) -> Plan {
+        let Some(source) = best.source.filter(|_| best.k > 0) else { return best };
+        let plain = cost.plain_secs();
+        let per_token = cost.draft_cost(source);
+        let extra = if source == DraftSourceId::DraftModel { self.catch_up_secs } else { 0.0 };
+        let fits = |k: usize| self.budget.allows((cost.worst_case_secs(k, per_token) + extra) / plain);
+        if self.tree.predicted.is_some() {
+            if fits(best.k) {
+                return best;
+            }
+            self.tree.predicted = None;
+            return cost.plain();
+        }
+        let Some(k) = (1..=best.k).rev().find(|&k| fits(k)) else { return cost.plain() };
+        if k < best.k {
+            // The trusts judge the draft that is verified.
+            match source {
+                DraftSourceId::Lookup => self.lookup_trust.planned(k),
+                DraftSourceId::Suffix => self.suffix_lanes[self.suffix_chosen.index()].request_trust.planned(k),
+                _ => {}
+            }
+        }
+        Plan { k, ..best }
     }
 
     /// Put the chosen path into `draft`, cut to the plan's length.
@@ -454,6 +506,11 @@ impl Speculator {
             Some(DraftSourceId::DraftModel) => {
                 if let Some(d) = self.draft_model.as_mut() {
                     d.propose(history, best.k, &mut self.draft);
+                }
+                // Below its confidence floor the model drafts nothing, after
+                // paying for its catch-up: for the plan, a rejection.
+                if self.draft.is_empty() {
+                    self.draft_stats.record(DraftSourceId::DraftModel, best.k, 0);
                 }
             }
             _ => self.draft.clear(),
@@ -512,12 +569,12 @@ impl Speculator {
         for origin in SuffixOrigin::ALL {
             let lane = &mut self.suffix_lanes[origin.index()];
             lane.shadow.stop();
-            // The chosen lane's draft moved into `draft`.
+            // Each lane still holds its own draft: `fill_draft` moves the
+            // chosen one into `draft` after this.
             let chosen = chosen == Some(DraftSourceId::Suffix) && self.suffix_chosen == origin;
-            let tokens = if chosen { self.draft.tokens() } else { lane.draft.tokens() };
-            if !tree && lane.match_len >= SUFFIX_MIN_MATCH && !tokens.is_empty() {
+            if !tree && lane.match_len >= SUFFIX_MIN_MATCH && !lane.draft.is_empty() {
                 let skip = if chosen { k } else { 0 };
-                lane.shadow.start(tokens, lane.request_trust.rates(), skip);
+                lane.shadow.start(lane.draft.tokens(), lane.request_trust.rates(), skip);
             }
         }
     }

@@ -1,11 +1,14 @@
 //! What speculation did during one request, as reported to the caller. A
 //! leaf module (on settings only), so `request` can name it.
 
+use std::time::Duration;
+
 use augur_grammar::ConstraintStats;
 use augur_spec::DraftSourceId;
 use serde::Serialize;
 
 use super::settings::SpecMode;
+use crate::draft::DraftTimes;
 
 /// Per-source counters of one request.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -34,6 +37,39 @@ pub struct SpecStats {
     pub accepted_at: Vec<u64>,
     /// Work of the output constraint, when the request had one.
     pub constraint: Option<ConstraintReport>,
+    /// Where the decode time went.
+    pub time: StepTimes,
+}
+
+/// Where one request's decode time went, in milliseconds. What the four
+/// leave of the decode time is the loop's own bookkeeping (emitting text,
+/// stop sequences, learning).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StepTimes {
+    /// Choosing each step's draft: lookups, suffix matches, the cost model
+    /// (and the grammar's forced tokens).
+    pub planning_ms: f64,
+    /// The draft model decoding its draft tokens.
+    pub drafting_ms: f64,
+    /// The draft model decoding committed tokens it had not seen.
+    pub catch_up_ms: f64,
+    /// Target decodes: verifying drafts, and the plain steps.
+    pub verifying_ms: f64,
+}
+
+impl StepTimes {
+    /// Totals of proposing and verifying, with the draft model's share of
+    /// proposing (`draft`) split out.
+    pub(crate) fn from_parts(propose: Duration, verify: Duration, draft: DraftTimes) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let planning = propose.saturating_sub(draft.catch_up + draft.drafting);
+        Self {
+            planning_ms: ms(planning),
+            drafting_ms: ms(draft.drafting),
+            catch_up_ms: ms(draft.catch_up),
+            verifying_ms: ms(verify),
+        }
+    }
 }
 
 /// What the output constraint cost during one request.
