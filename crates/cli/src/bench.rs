@@ -11,6 +11,8 @@ use augur_bench::import::{self, ImportPlan};
 use augur_bench::load::{self, LoadPlan};
 use augur_bench::meta::{command_line, Record};
 use augur_bench::{compare, plot, protocol, report, store, suite, template, Plan, Sweep, TargetConfig, TextPolicy};
+use augur_runtime::SpecMode;
+use augur_store::Store;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -295,6 +297,7 @@ fn run(a: RunArgs) -> Result<()> {
     if a.hash_only {
         plan.text = TextPolicy::HashOnly;
     }
+    check_models(plan.targets.iter().chain(&plan.judge))?;
     let outcome = augur_bench::execute(&plan)?;
     let run = store::load(&a.out, &outcome.run_id)?;
     out(&report::markdown(std::slice::from_ref(&run)))?;
@@ -303,6 +306,25 @@ fn run(a: RunArgs) -> Result<()> {
         eprintln!("augur bench: {} GREEDY-IDENTITY MISMATCH(ES) against the baseline", outcome.mismatches.len());
         if a.strict {
             bail!(augur_bench::BenchError::Mismatch { count: outcome.mismatches.len() });
+        }
+    }
+    Ok(())
+}
+
+/// The models in-process targets load, each checked in a child process the
+/// first time this machine sees the file (cold targets' own `augur run`
+/// checks them; endpoints load nothing here).
+fn check_models<'a>(targets: impl Iterator<Item = &'a TargetConfig>) -> Result<()> {
+    let store = Store::open_default()?;
+    for t in targets.filter(|t| t.endpoint.is_none() && t.cold.is_none() && t.commands.is_empty()) {
+        crate::check::ensure_checked(&store, &store.ensure(&t.model, true)?, &[])?;
+        let draft = match (&t.draft_model, t.spec) {
+            (Some(d), _) => Some(d.as_str()),
+            (None, SpecMode::Draft | SpecMode::Auto) => crate::run::default_draft_for(&t.model),
+            _ => None,
+        };
+        if let Some(d) = draft {
+            crate::check::ensure_checked(&store, &store.ensure(d, true)?, &[])?;
         }
     }
     Ok(())
@@ -377,6 +399,7 @@ fn load_cmd(a: LoadArgs) -> Result<()> {
     plan.seed = a.seed;
     plan.max_wait = Duration::from_secs(a.max_wait);
     plan.record = a.record.record(command_line());
+    check_models(plan.targets.iter())?;
     let outcome = load::execute_load(&plan)?;
     out(&report::markdown(&[store::load(&a.out, &outcome.run_id)?]))?;
     eprintln!("augur bench: results in {}", outcome.dir.display());

@@ -55,19 +55,46 @@ pub fn check(a: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-/// Make sure `path` passed a check before a long-running process loads it.
+/// Make sure `path` passed a check before this process loads it: a file
+/// never seen before is loaded once in a child process, so that if
+/// llama.cpp aborts on it, only the child dies. The file's SHA-256 is the
+/// record; a second marker keyed by its path, size, inode and modification
+/// time spares hashing a file that has not changed.
 pub fn ensure_checked(store: &Store, path: &Path, overrides: &[String]) -> Result<()> {
-    let (_, sha) = augur_store::sha256_file(path)?;
-    let marker = marker_path(store, &sha, overrides);
-    if marker.as_deref().is_some_and(Path::exists) {
+    let quick = stat_marker(store, path, overrides);
+    if quick.as_deref().is_some_and(Path::exists) {
         return Ok(());
     }
-    augur_engine::check_file(path, &parse_overrides(overrides)?)?;
-    run_child(path, overrides)?;
-    if let Some(m) = marker {
-        remember(&m)?;
+    let (_, sha) = augur_store::sha256_file(path)?;
+    let marker = marker_path(store, &sha, overrides);
+    if !marker.as_deref().is_some_and(Path::exists) {
+        augur_engine::check_file(path, &parse_overrides(overrides)?)?;
+        run_child(path, overrides)?;
+        if let Some(m) = marker {
+            remember(&m)?;
+        }
+    }
+    if let Some(q) = quick {
+        remember(&q)?;
     }
     Ok(())
+}
+
+/// A marker named by what `stat` says of the file (and the overrides).
+fn stat_marker(store: &Store, path: &Path, overrides: &[String]) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let m = std::fs::metadata(&canonical).ok()?;
+    let key = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}.{}\u{1f}{}",
+        canonical.display(),
+        m.len(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        overrides.join("\u{1f}")
+    );
+    store.root().parent().map(|p| p.join("checked").join(format!("stat-{:016x}", augur_persist::fnv1a(key.as_bytes()))))
 }
 
 fn parse_overrides(raw: &[String]) -> Result<Vec<MetaOverride>> {
@@ -124,15 +151,25 @@ fn run_child(path: &Path, overrides: &[String]) -> Result<()> {
         return Ok(());
     }
     use std::os::unix::process::ExitStatusExt;
-    let tail: String =
-        stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    tracing::info!("llama.cpp's output while loading {}:\n{}", path.display(), stderr.trim_end());
+    let reason = child_reason(&stderr);
     match status.signal() {
         Some(sig) => bail!(
-            "{}: llama.cpp crashed loading this model (signal {sig}); it is not safe to serve.\n{tail}",
+            "{}: llama.cpp aborted loading this model (signal {sig}){reason}; it is not safe to load (--verbose shows llama.cpp's output)",
             path.display()
         ),
-        None => bail!("{}: the model failed its load check.\n{tail}", path.display()),
+        None => bail!("{}: the model failed its load check{reason} (--verbose shows llama.cpp's output)", path.display()),
     }
+}
+
+/// One readable line from what the child printed: a C++ exception's
+/// message, else augur's own error line, else nothing.
+fn child_reason(stderr: &str) -> String {
+    let lines = || stderr.lines().map(str::trim);
+    if let Some(what) = lines().find_map(|l| l.strip_prefix("what():")) {
+        return format!(": llama.cpp could not load it: {}", what.trim());
+    }
+    lines().rev().find_map(|l| l.strip_prefix("augur: error:")).map(|e| format!(": {}", e.trim())).unwrap_or_default()
 }
 
 /// In the child: load, render the chat template, decode a few tokens.
@@ -157,4 +194,18 @@ pub fn child(a: ChildArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_reason;
+
+    #[test]
+    fn a_crashed_child_is_reported_in_one_line() {
+        let cpp = "llama_model_loader: loaded meta data\nterminate called after throwing an instance of 'std::out_of_range'\n  what():  unordered_map::at\n";
+        assert_eq!(child_reason(cpp), ": llama.cpp could not load it: unordered_map::at");
+        let ours = "some log\naugur: error: the model produced no finite logits\n";
+        assert_eq!(child_reason(ours), ": the model produced no finite logits");
+        assert_eq!(child_reason("Segmentation fault\n"), "");
+    }
 }

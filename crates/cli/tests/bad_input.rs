@@ -27,6 +27,30 @@ fn missing_file_unknown_name_and_non_gguf() {
 }
 
 #[test]
+fn bad_conversation_files_are_refused_before_loading() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let cases = [
+        ("not json", "[{\"role\": \"user\""),
+        ("an object", "{\"role\": \"user\", \"content\": \"hi\"}"),
+        ("empty", "[]"),
+        ("no content", "[{\"role\": \"user\"}]"),
+        ("unknown field", "[{\"role\": \"user\", \"content\": \"hi\", \"name\": 3}]"),
+    ];
+    for (what, text) in cases {
+        let f = h.join("messages.json");
+        std::fs::write(&f, text).unwrap();
+        let o = augur(&["run", "--messages", f.to_str().unwrap()], h, T, MEM);
+        o.assert_clean_error(what);
+        assert!(o.stderr.contains("messages"), "{what}: {}", o.stderr);
+    }
+    let o = augur(&["run", "--messages", "/nonexistent/m.json"], h, T, MEM);
+    o.assert_clean_error("missing file");
+    let o = augur(&["run", "--messages", "/nonexistent/m.json", "-p", "hi"], h, T, MEM);
+    assert_eq!(o.code, Some(2), "clap refuses --messages with -p: {}", o.stderr);
+}
+
+#[test]
 fn truncated_real_model_is_refused_everywhere() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
@@ -102,12 +126,14 @@ fn tiny_generated_model_loads_and_generates() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert!(v["completion_tokens"].as_u64().unwrap() >= 1);
-    // The isolated load check passes, and is remembered by the file's hash.
+    // `run` loaded a file it had not seen in a child process first, and
+    // remembered it by the file's hash.
     let o = augur(&["check", p.to_str().unwrap()], h, T, MEM);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    assert!(o.stdout.contains("loads and generates"), "{}", o.stdout);
-    let o = augur(&["check", p.to_str().unwrap()], h, T, MEM);
     assert!(o.stdout.contains("checked before"), "{}", o.stdout);
+    let o = augur(&["check", "--force", p.to_str().unwrap()], h, T, MEM);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(o.stdout.contains("loads and generates"), "{}", o.stdout);
     // A corrupt neighbour in the store does not stop `augur models` listing.
     let o = augur(&["pull", p.to_str().unwrap()], h, T, MEM);
     assert_eq!(o.code, Some(0), "{}", o.stderr);

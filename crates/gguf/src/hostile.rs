@@ -3,7 +3,10 @@
 //! `validate_model`; the engine also feeds them through the real binary.
 
 use crate::types::{Array, Value};
-use crate::writer::{tiny_llama, GgufWriter, Layout, TinyLlamaOpts};
+use crate::writer::{
+    plamo2_vocab, rwkv_vocab, set_tokens, spm_vocab, tiny_charsmap, tiny_llama, tiny_llama_with_vocab, ugm_vocab,
+    wpm_vocab, GgufWriter, Layout, ModelVocab, TinyLlamaOpts,
+};
 
 type Variant = (String, Vec<u8>);
 
@@ -17,6 +20,9 @@ pub fn variants() -> Vec<Variant> {
     moe_variants(&mut out);
     float_variants(&mut out);
     tokenizer_variants(&mut out);
+    model_vocab_variants(&mut out);
+    charsmap_variants(&mut out);
+    tokenizer_key_type_variants(&mut out);
     out
 }
 
@@ -350,4 +356,111 @@ fn merge_variants(out: &mut Vec<Variant>) {
         w.remove(key);
     }));
     out.push(set("merges-wrong-type", key, Value::Array(Array::I32(vec![1]))));
+}
+
+/// The tiny llama with one of the other tokenizer models' vocabularies,
+/// edited.
+fn with_vocab(name: &str, mut v: ModelVocab, edit: impl FnOnce(&mut ModelVocab)) -> Variant {
+    edit(&mut v);
+    (name.to_string(), tiny_llama_with_vocab(&v).to_bytes())
+}
+
+fn retype(v: &mut ModelVocab, i: usize, text: &str, ty: i32) {
+    set_index(&mut v.tokens, i, text.to_string());
+    set_index(&mut v.token_types, i, ty);
+}
+
+/// Vocabularies llama.cpp's loader or tokenizers throw, assert or abort on.
+fn model_vocab_variants(out: &mut Vec<Variant>) {
+    let is_byte = |v: &ModelVocab, i: usize| v.token_types.get(i) == Some(&6);
+    out.push(with_vocab("vocab-spm-one-token", spm_vocab(), |v| {
+        v.tokens.truncate(1);
+        v.token_types.truncate(1);
+    }));
+    out.push(with_vocab("vocab-spm-no-byte-tokens", spm_vocab(), |v| {
+        let keep: Vec<bool> = (0..v.tokens.len()).map(|i| !is_byte(v, i)).collect();
+        v.tokens = v.tokens.iter().zip(&keep).filter(|(_, &k)| k).map(|(t, _)| t.clone()).collect();
+        v.token_types.retain(|&t| t != 6);
+    }));
+    out.push(with_vocab("vocab-spm-lower-case-byte-tokens", spm_vocab(), |v| {
+        v.tokens.iter_mut().filter(|t| t.starts_with("<0x")).for_each(|t| *t = t.to_lowercase());
+    }));
+    out.push(with_vocab("vocab-empty-token-renamed-duplicate", spm_vocab(), |v| {
+        retype(v, 260, "", 1);
+        retype(v, 261, "[EMPTY_260]", 1);
+    }));
+    out.push(with_vocab("vocab-bert-byte-token", wpm_vocab(), |v| retype(v, 5, "<0x41>", 6)));
+    out.push(with_vocab("vocab-bert-without-separator", wpm_vocab(), |v| {
+        v.keys.retain(|(k, _)| !k.contains("seperator"));
+    }));
+    out.push(with_vocab("vocab-t5-two-tokens", ugm_vocab(), |v| {
+        v.tokens.truncate(2);
+        v.token_types.truncate(2);
+    }));
+    out.push(with_vocab("vocab-plamo2-missing-byte-token", plamo2_vocab(), |v| retype(v, 4 + 0x41, "A", 1)));
+    out.push(with_vocab("vocab-plamo2-byte-token-at-id-0", plamo2_vocab(), |v| {
+        v.tokens.swap(0, 4);
+        v.token_types.swap(0, 4);
+    }));
+    out.push(with_vocab("vocab-rwkv-prefix-byte-not-a-token", rwkv_vocab(), |v| retype(v, 10, "nl", 1)));
+    out.push(edited("vocab-gpt2-add-bos-without-bos", |w| {
+        let tokens = ["a", "b", "c", "d"].map(String::from).to_vec();
+        set_tokens(w, tokens, None);
+        w.set("tokenizer.ggml.merges", Value::Array(Array::String(vec!["a b".into()])));
+        w.set("tokenizer.ggml.add_bos_token", Value::Bool(true));
+    }));
+    out.push(edited("vocab-gemma4-without-bos", |w| {
+        w.set("tokenizer.ggml.model", Value::String("gemma4".into())).remove("tokenizer.ggml.bos_token_id");
+    }));
+    out.push(edited("vocab-gemma4-kimi-k2-without-merges", |w| {
+        w.set("tokenizer.ggml.model", Value::String("gemma4".into()))
+            .set("tokenizer.ggml.pre", Value::String("kimi-k2".into()))
+            .remove("tokenizer.ggml.merges");
+    }));
+    out.push(set("vocab-phi3-without-its-tokens", "general.name", Value::String("Phi-3 mini".into())));
+    out.push(set("vocab-pre-unknown", "tokenizer.ggml.pre", Value::String("nonesuch".into())));
+    for model in ["none", "no_vocab"] {
+        out.push(set(&format!("vocab-tokenizer-{model}"), "tokenizer.ggml.model", Value::String(model.into())));
+    }
+}
+
+fn t5_charsmap(name: &str, charsmap: Array) -> Variant {
+    with_vocab(name, ugm_vocab(), |v| {
+        v.keys.retain(|(k, _)| k != "tokenizer.ggml.precompiled_charsmap");
+        v.keys.push(("tokenizer.ggml.precompiled_charsmap".into(), Value::Array(charsmap)));
+    })
+}
+
+/// UGM charsmaps llama.cpp throws on while loading or tokenizing.
+fn charsmap_variants(out: &mut Vec<Variant>) {
+    let good = tiny_charsmap();
+    let patched = |pos: usize, new: &[u8]| {
+        let mut b = good.clone();
+        if let Some(slot) = b.get_mut(pos..pos + new.len()) {
+            slot.copy_from_slice(new);
+        }
+        Array::U8(b)
+    };
+    let unit = |i: usize| 4 + 4 * i;
+    out.push(t5_charsmap("charsmap-short", Array::U8(vec![1, 0, 0])));
+    out.push(t5_charsmap("charsmap-xcda-too-big", patched(0, &(good.len() as u32).to_le_bytes())));
+    out.push(t5_charsmap("charsmap-root-out-of-range", patched(unit(0), &(0x300u32 << 10).to_le_bytes())));
+    out.push(t5_charsmap("charsmap-replacement-past-end", patched(unit(1), &1000u32.to_le_bytes())));
+    out.push(t5_charsmap("charsmap-unterminated", patched(good.len() - 1, b"c")));
+    out.push(t5_charsmap("charsmap-wrong-type", Array::I32(vec![0; 8])));
+}
+
+/// Tokenizer keys whose GGUF type llama.cpp's get_key refuses.
+fn tokenizer_key_type_variants(out: &mut Vec<Variant>) {
+    let cases = [
+        ("bos-id-i32", "tokenizer.ggml.bos_token_id", Value::I32(5)),
+        ("add-bos-u8", "tokenizer.ggml.add_bos_token", Value::U8(1)),
+        ("pre-u32", "tokenizer.ggml.pre", Value::U32(1)),
+        ("name-u32", "general.name", Value::U32(1)),
+        ("token-type-count-u64", "tokenizer.ggml.token_type_count", Value::U64(2)),
+        ("suppress-tokens-u32", "tokenizer.ggml.suppress_tokens", Value::Array(Array::U32(vec![1]))),
+    ];
+    for (name, key, value) in cases {
+        out.push(set(&format!("vocab-key-type-{name}"), key, value));
+    }
 }

@@ -21,13 +21,16 @@
 //! With the `fixtures` feature (tests and examples only, never production):
 //! `writer::GgufWriter` and `writer::tiny_llama(...)` to build small valid
 //! models; `writer::tiny_qwen3moe(...)` for a mixture-of-experts one big enough
-//! to time; `hostile::variants()`, a corpus of 100+ corrupted files derived
+//! to time; `writer::{spm_vocab, wpm_vocab, ugm_vocab, rwkv_vocab,
+//! plamo2_vocab}` with `writer::tiny_llama_with_vocab(...)` for each of
+//! llama.cpp's other tokenizer models; `hostile::variants()`, a corpus of 100+ corrupted files derived
 //! from the tiny llama that every stage above must refuse. Its
 //! `examples/write_corpus.rs` writes the tiny models and that corpus to a
 //! directory.
 
 #![forbid(unsafe_code)]
 
+mod charsmap;
 mod error;
 #[cfg(feature = "fixtures")]
 pub mod hostile;
@@ -37,8 +40,12 @@ mod reader;
 mod tiny;
 #[cfg(feature = "fixtures")]
 mod tiny_moe;
+#[cfg(feature = "fixtures")]
+mod tiny_vocabs;
 mod types;
 mod validate;
+mod vocab;
+mod vocab_models;
 #[cfg(feature = "fixtures")]
 pub mod writer;
 

@@ -1,7 +1,8 @@
 //! Model-level validation: the metadata llama.cpp's loader trusts, checked
-//! before it gets the chance to assert, abort or allocate on bad values.
+//! before it gets the chance to assert, abort or allocate on bad values. The
+//! tokenizer checks live in `crate::vocab`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use crate::error::ModelError;
@@ -175,40 +176,14 @@ const MAX_EMBD: u64 = 1 << 20;
 const MAX_HEADS: u64 = 1 << 14;
 const MAX_FF: u64 = 1 << 22;
 const MAX_CTX: u64 = 1 << 27;
-/// Token type ids from llama.h (UNDEFINED..=BYTE).
-const MAX_TOKEN_TYPE: i128 = 6;
-const TOKEN_TYPE_BYTE: i128 = 6;
 
 /// Archs without attention heads in every layer, where a zero head count is
 /// legitimate.
 const RECURRENT_ARCHS: &[&str] = &["mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"];
 /// Archs whose loader needs no text vocabulary.
-const NO_VOCAB_ARCHS: &[&str] = &["wavtokenizer-dec"];
-const KNOWN_TOKENIZERS: &[&str] =
-    &["no_vocab", "none", "llama", "bert", "gpt2", "hybriddna", "whitespace", "t5", "rwkv", "plamo2", "gemma4"];
-const BPE_TOKENIZERS: &[&str] = &["gpt2", "hybriddna", "whitespace", "gemma4"];
-const SPECIAL_ID_KEYS: &[&str] = &[
-    "bos",
-    "eos",
-    "eot",
-    "eom",
-    "unknown",
-    "seperator",
-    "padding",
-    "cls",
-    "mask",
-    "fim_pre",
-    "fim_suf",
-    "fim_mid",
-    "fim_pad",
-    "fim_rep",
-    "fim_sep",
-    "prefix",
-    "suffix",
-    "middle",
-];
+pub(crate) const NO_VOCAB_ARCHS: &[&str] = &["wavtokenizer-dec"];
 
-type Result<T> = std::result::Result<T, ModelError>;
+pub(crate) type Result<T> = std::result::Result<T, ModelError>;
 
 /// Checks the metadata and tensor table a loader trusts, with `overrides`
 /// applied over the file's metadata first.
@@ -220,13 +195,13 @@ pub fn validate_model(f: &GgufFile, overrides: &[MetaOverride]) -> Result<()> {
     check_dims(&m, &arch, n_layer)?;
     check_floats(&m, &arch)?;
     check_moe(&m, &arch, n_layer)?;
-    check_tokenizer(&m, &arch)
+    crate::vocab::check_tokenizer(&m, &arch)
 }
 
 /// Metadata with overrides layered on top.
-struct Meta<'a> {
-    file: &'a GgufFile,
-    over: BTreeMap<String, Value>,
+pub(crate) struct Meta<'a> {
+    pub(crate) file: &'a GgufFile,
+    pub(crate) over: BTreeMap<String, Value>,
 }
 
 impl<'a> Meta<'a> {
@@ -235,12 +210,12 @@ impl<'a> Meta<'a> {
         Meta { file, over }
     }
 
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.over.get(key).or_else(|| self.file.metadata.get(key))
     }
 
     /// An optional non-negative integer.
-    fn uint(&self, key: &str) -> Result<Option<u64>> {
+    pub(crate) fn uint(&self, key: &str) -> Result<Option<u64>> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
@@ -248,11 +223,11 @@ impl<'a> Meta<'a> {
         u64::try_from(i).map(Some).map_err(|_| invalid(key, i, "must not be negative"))
     }
 
-    fn required_uint(&self, key: &str) -> Result<u64> {
+    pub(crate) fn required_uint(&self, key: &str) -> Result<u64> {
         self.uint(key)?.ok_or_else(|| missing(key))
     }
 
-    fn array(&self, key: &str) -> Result<Option<&Array>> {
+    pub(crate) fn array(&self, key: &str) -> Result<Option<&Array>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(a)) => Ok(Some(a)),
@@ -278,15 +253,15 @@ impl<'a> Meta<'a> {
     }
 }
 
-fn invalid(key: &str, value: impl Display, reason: impl Into<String>) -> ModelError {
+pub(crate) fn invalid(key: &str, value: impl Display, reason: impl Into<String>) -> ModelError {
     ModelError::Invalid { key: key.to_string(), value: value.to_string(), reason: reason.into() }
 }
 
-fn missing(key: &str) -> ModelError {
+pub(crate) fn missing(key: &str) -> ModelError {
     ModelError::MissingKey { key: key.to_string() }
 }
 
-fn wrong_type(key: &str, expected: &'static str, found: &Value) -> ModelError {
+pub(crate) fn wrong_type(key: &str, expected: &'static str, found: &Value) -> ModelError {
     let found = match found {
         Value::Array(a) => format!("array of {}", a.elem_type_name()),
         v => v.type_name().to_string(),
@@ -295,7 +270,7 @@ fn wrong_type(key: &str, expected: &'static str, found: &Value) -> ModelError {
 }
 
 /// Like `wrong_type` for arrays, without cloning the elements.
-fn wrong_elem(key: &str, expected: &'static str, found: &Array) -> ModelError {
+pub(crate) fn wrong_elem(key: &str, expected: &'static str, found: &Array) -> ModelError {
     ModelError::WrongType { key: key.to_string(), expected, found: format!("array of {}", found.elem_type_name()) }
 }
 
@@ -514,137 +489,4 @@ fn check_expert_tensors(m: &Meta, count_key: &str, n_expert: u64) -> Result<()> 
         }
     }
     Ok(())
-}
-
-fn check_tokenizer(m: &Meta, arch: &str) -> Result<()> {
-    if NO_VOCAB_ARCHS.contains(&arch) {
-        return Ok(());
-    }
-    let model_key = "tokenizer.ggml.model";
-    let v = m.get(model_key).ok_or_else(|| missing(model_key))?;
-    let model = v.as_str().ok_or_else(|| wrong_type(model_key, "string", v))?;
-    if !KNOWN_TOKENIZERS.contains(&model) {
-        return Err(invalid(model_key, format!("{model:?}"), "unknown tokenizer model"));
-    }
-    if model == "no_vocab" || model == "none" {
-        return Ok(());
-    }
-    let tokens = token_list(m)?;
-    check_tokens(tokens, BPE_TOKENIZERS.contains(&model))?;
-    check_scores(m, tokens.len())?;
-    check_token_types(m, tokens)?;
-    check_special_ids(m, tokens.len())?;
-    check_merges(m, model)
-}
-
-fn token_list<'m>(m: &'m Meta) -> Result<&'m [String]> {
-    let key = "tokenizer.ggml.tokens";
-    let a = m.array(key)?.ok_or_else(|| missing(key))?;
-    let tokens = a.as_strings().ok_or_else(|| wrong_elem(key, "array of string", a))?;
-    if tokens.is_empty() || tokens.len() > i32::MAX as usize {
-        return Err(invalid(key, format!("[{} tokens]", tokens.len()), "vocabulary size must be 1 to 2^31-1"));
-    }
-    Ok(tokens)
-}
-
-fn check_tokens(tokens: &[String], is_bpe: bool) -> Result<()> {
-    let key = "tokenizer.ggml.tokens";
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
-    for (i, tok) in tokens.iter().enumerate() {
-        if tok.contains('\0') {
-            return Err(invalid(key, format!("token {i} {tok:?}"), "contains a NUL byte"));
-        }
-        if is_bpe && tok.is_empty() {
-            return Err(invalid(key, format!("token {i}"), "BPE tokens must not be empty"));
-        }
-        // llama.cpp asserts that token text maps one-to-one to ids.
-        if let Some(first) = seen.insert(tok.as_str(), i) {
-            return Err(invalid(key, format!("token {i} {tok:?}"), format!("duplicates token {first}")));
-        }
-    }
-    Ok(())
-}
-
-fn check_scores(m: &Meta, n_tokens: usize) -> Result<()> {
-    let key = "tokenizer.ggml.scores";
-    let Some(a) = m.array(key)? else {
-        return Ok(());
-    };
-    if !matches!(a, Array::F32(_) | Array::I32(_)) {
-        return Err(wrong_elem(key, "array of f32", a));
-    }
-    if a.len() != n_tokens {
-        return Err(invalid(key, format!("[{} scores]", a.len()), format!("the vocabulary has {n_tokens} tokens")));
-    }
-    Ok(())
-}
-
-fn check_token_types(m: &Meta, tokens: &[String]) -> Result<()> {
-    let key = "tokenizer.ggml.token_type";
-    let Some(a) = m.array(key)? else {
-        return Ok(());
-    };
-    let Array::I32(types) = a else {
-        return Err(wrong_elem(key, "array of i32", a));
-    };
-    if types.len() != tokens.len() {
-        return Err(invalid(
-            key,
-            format!("[{} types]", types.len()),
-            format!("the vocabulary has {} tokens", tokens.len()),
-        ));
-    }
-    for (i, (&t, tok)) in types.iter().zip(tokens).enumerate() {
-        let t = i128::from(t);
-        if !(0..=MAX_TOKEN_TYPE).contains(&t) {
-            return Err(invalid(key, format!("token {i} type {t}"), "token types are 0 to 6"));
-        }
-        // llama.cpp decodes byte tokens by slicing "<0xNN>" without checking.
-        if t == TOKEN_TYPE_BYTE && !is_byte_token(tok) {
-            return Err(invalid(key, format!("token {i} {tok:?}"), "byte tokens must be written <0xNN>"));
-        }
-    }
-    Ok(())
-}
-
-fn is_byte_token(tok: &str) -> bool {
-    let b = tok.as_bytes();
-    let hex = b.get(3..5).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-    b.len() == 6 && b.starts_with(b"<0x") && b.ends_with(b">") && hex
-}
-
-fn check_special_ids(m: &Meta, n_tokens: usize) -> Result<()> {
-    for name in SPECIAL_ID_KEYS {
-        let key = format!("tokenizer.ggml.{name}_token_id");
-        let Some(v) = m.get(&key) else {
-            continue;
-        };
-        let id = v.as_int().ok_or_else(|| wrong_type(&key, "integer", v))?;
-        if id < 0 || id >= n_tokens as i128 {
-            return Err(invalid(&key, id, format!("must be below the vocabulary size {n_tokens}")));
-        }
-    }
-    Ok(())
-}
-
-fn check_merges(m: &Meta, model: &str) -> Result<()> {
-    let key = "tokenizer.ggml.merges";
-    let merges = match m.array(key)? {
-        Some(a) => a.as_strings().ok_or_else(|| wrong_elem(key, "array of string", a))?,
-        None if BPE_TOKENIZERS.contains(&model) && !kimi_k2(m) => return Err(missing(key)),
-        None => return Ok(()),
-    };
-    for (i, merge) in merges.iter().enumerate() {
-        // llama.cpp splits at the first space after the first byte.
-        let space = merge.bytes().enumerate().skip(1).find(|&(_, b)| b == b' ');
-        let ok = space.is_some_and(|(p, _)| p + 1 < merge.len());
-        if !ok {
-            return Err(invalid(key, format!("merge {i} {merge:?}"), "expected \"left right\""));
-        }
-    }
-    Ok(())
-}
-
-fn kimi_k2(m: &Meta) -> bool {
-    m.get("tokenizer.ggml.pre").and_then(Value::as_str) == Some("kimi-k2")
 }

@@ -388,3 +388,7 @@ impl Default for TinyLlamaOpts {
 
 pub use crate::tiny::{tiny_llama, tiny_vocab, TinyVocab, CHATML_TEMPLATE};
 pub use crate::tiny_moe::{tiny_qwen3moe, TinyQwen3MoeOpts};
+pub use crate::tiny_vocabs::{
+    plamo2_vocab, rwkv_escape, rwkv_vocab, set_tokens, spm_vocab, tiny_charsmap, tiny_llama_with_vocab, ugm_vocab,
+    wpm_vocab, ModelVocab,
+};

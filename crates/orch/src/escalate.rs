@@ -1,16 +1,12 @@
 //! The checks an answer must pass; a failed one sends the request to the
 //! next role of its chain.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod gate;
 
 use augur_runtime::FinishReason;
 use serde::Serialize;
-use wait_timeout::ChildExt;
 
-/// Longest a gate command may run before it counts as failed.
-pub const GATE_TIMEOUT: Duration = Duration::from_secs(30);
+pub use gate::{run_gate, run_gate_within, GATE_TIMEOUT};
 
 /// Why an answer was not good enough.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,39 +54,6 @@ fn strip_fence(text: &str) -> &str {
     body.strip_suffix("```").unwrap_or(body).trim()
 }
 
-/// Run `argv` with the answer on stdin; `Err` says why it failed.
-pub fn run_gate(argv: &[String], answer: &str) -> Result<(), String> {
-    let (cmd, args) = argv.split_first().ok_or("empty gate command")?;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {cmd}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A gate that exits without reading its input is fine: ignore EPIPE.
-        let _ = stdin.write_all(answer.as_bytes());
-    }
-    let status = match child.wait_timeout(GATE_TIMEOUT).map_err(|e| e.to_string())? {
-        Some(s) => s,
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{cmd} ran longer than {} s", GATE_TIMEOUT.as_secs()));
-        }
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let mut err = String::new();
-    if let Some(mut s) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut s, &mut err);
-    }
-    let excerpt: String = err.trim().chars().take(300).collect();
-    Err(format!("{cmd} exited with {status}: {excerpt}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,13 +71,8 @@ mod tests {
     }
 
     #[test]
-    fn gate_exit_status_decides() {
-        let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
-        assert!(run_gate(&sh("grep -q hello"), "say hello").is_ok());
-        let e = run_gate(&sh("grep -q hello || { echo no greeting >&2; exit 3; }"), "bye").unwrap_err();
-        assert!(e.contains("no greeting"), "{e}");
-        assert!(run_gate(&["/nonexistent/gate".to_string()], "x").is_err());
-        let gate = sh("exit 1");
+    fn a_failing_gate_fails_the_answer() {
+        let gate = vec!["sh".to_string(), "-c".to_string(), "exit 1".to_string()];
         let checks = Checks { want_json: false, gate: Some(&gate) };
         assert!(matches!(check_answer("fine", FinishReason::Stop, &checks), Some(Failure::Gate(_))));
     }
