@@ -14,7 +14,8 @@ struct Cli {
 }
 
 fn main() {
-    if let Err(e) = bench::bench(Cli::parse().args) {
+    // Loads models without the binary's child-process probe.
+    if let Err(e) = bench::bench(Cli::parse().args, |_| Ok(())) {
         eprintln!("augur bench: error: {e:#}");
         std::process::exit(1);
     }

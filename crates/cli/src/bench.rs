@@ -11,8 +11,6 @@ use augur_bench::import::{self, ImportPlan};
 use augur_bench::load::{self, LoadPlan};
 use augur_bench::meta::{command_line, Record};
 use augur_bench::{compare, plot, protocol, report, store, suite, template, Plan, Sweep, TargetConfig, TextPolicy};
-use augur_runtime::SpecMode;
-use augur_store::Store;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -232,9 +230,13 @@ pub struct SuitesArgs {
     pub prompts: Option<PathBuf>,
 }
 
-pub fn bench(args: BenchArgs) -> Result<()> {
+/// Checks the models a plan's targets load before they are loaded (the
+/// `augur` binary probes new files in a child process).
+pub type ModelCheck = fn(&[TargetConfig]) -> Result<()>;
+
+pub fn bench(args: BenchArgs, check: ModelCheck) -> Result<()> {
     match args.command {
-        BenchCommand::Run(a) => run(a),
+        BenchCommand::Run(a) => run(a, check),
         BenchCommand::Compare(a) => {
             let ra = store::load(&a.runs, &a.a)?;
             let rb = match &a.b {
@@ -250,7 +252,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         }
         BenchCommand::Report(a) => report_cmd(a),
         BenchCommand::Import(a) => import_cmd(a),
-        BenchCommand::Load(a) => load_cmd(a),
+        BenchCommand::Load(a) => load_cmd(a, check),
         BenchCommand::Suites(a) => list_suites(&prompts_dir(a.prompts)),
     }
 }
@@ -281,7 +283,7 @@ fn targets(a: &RunArgs) -> Result<Vec<TargetConfig>> {
     Ok(t)
 }
 
-fn run(a: RunArgs) -> Result<()> {
+fn run(a: RunArgs, check: ModelCheck) -> Result<()> {
     let suites = suite::select(&prompts_dir(a.prompts.clone()), &a.suite)?;
     let mut plan = Plan::new(suites, targets(&a)?, a.out.clone());
     plan.baseline = a.baseline.clone();
@@ -297,7 +299,7 @@ fn run(a: RunArgs) -> Result<()> {
     if a.hash_only {
         plan.text = TextPolicy::HashOnly;
     }
-    check_models(plan.targets.iter().chain(&plan.judge))?;
+    check(&plan.targets.iter().chain(&plan.judge).cloned().collect::<Vec<_>>())?;
     let outcome = augur_bench::execute(&plan)?;
     let run = store::load(&a.out, &outcome.run_id)?;
     out(&report::markdown(std::slice::from_ref(&run)))?;
@@ -306,25 +308,6 @@ fn run(a: RunArgs) -> Result<()> {
         eprintln!("augur bench: {} GREEDY-IDENTITY MISMATCH(ES) against the baseline", outcome.mismatches.len());
         if a.strict {
             bail!(augur_bench::BenchError::Mismatch { count: outcome.mismatches.len() });
-        }
-    }
-    Ok(())
-}
-
-/// The models in-process targets load, each checked in a child process the
-/// first time this machine sees the file (cold targets' own `augur run`
-/// checks them; endpoints load nothing here).
-fn check_models<'a>(targets: impl Iterator<Item = &'a TargetConfig>) -> Result<()> {
-    let store = Store::open_default()?;
-    for t in targets.filter(|t| t.endpoint.is_none() && t.cold.is_none() && t.commands.is_empty()) {
-        crate::check::ensure_checked(&store, &store.ensure(&t.model, true)?, &[])?;
-        let draft = match (&t.draft_model, t.spec) {
-            (Some(d), _) => Some(d.as_str()),
-            (None, SpecMode::Draft | SpecMode::Auto) => crate::run::default_draft_for(&t.model),
-            _ => None,
-        };
-        if let Some(d) = draft {
-            crate::check::ensure_checked(&store, &store.ensure(d, true)?, &[])?;
         }
     }
     Ok(())
@@ -386,7 +369,7 @@ fn import_cmd(a: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_cmd(a: LoadArgs) -> Result<()> {
+fn load_cmd(a: LoadArgs, check: ModelCheck) -> Result<()> {
     let mut suites = suite::select(&prompts_dir(a.prompts.clone()), std::slice::from_ref(&a.suite))?;
     let targets = a.targets.iter().map(|s| TargetConfig::parse(s)).collect::<Result<Vec<_>, _>>()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -399,7 +382,7 @@ fn load_cmd(a: LoadArgs) -> Result<()> {
     plan.seed = a.seed;
     plan.max_wait = Duration::from_secs(a.max_wait);
     plan.record = a.record.record(command_line());
-    check_models(plan.targets.iter())?;
+    check(&plan.targets)?;
     let outcome = load::execute_load(&plan)?;
     out(&report::markdown(&[store::load(&a.out, &outcome.run_id)?]))?;
     eprintln!("augur bench: results in {}", outcome.dir.display());

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
+use augur_bench::TargetConfig;
 use augur_gguf::MetaOverride;
+use augur_runtime::SpecMode;
 use augur_runtime::{ChatMessage, ModelParams, Scorer};
 use augur_store::Store;
 use clap::Args;
@@ -95,6 +97,25 @@ fn stat_marker(store: &Store, path: &Path, overrides: &[String]) -> Option<PathB
         overrides.join("\u{1f}")
     );
     store.root().parent().map(|p| p.join("checked").join(format!("stat-{:016x}", augur_persist::fnv1a(key.as_bytes()))))
+}
+
+/// The models in-process targets load, each checked in a child process the
+/// first time this machine sees the file (cold targets' own `augur run`
+/// checks them; endpoints load nothing here).
+pub fn bench_models(targets: &[TargetConfig]) -> Result<()> {
+    let store = Store::open_default()?;
+    for t in targets.iter().filter(|t| t.endpoint.is_none() && t.cold.is_none() && t.commands.is_empty()) {
+        ensure_checked(&store, &store.ensure(&t.model, true)?, &[])?;
+        let draft = match (&t.draft_model, t.spec) {
+            (Some(d), _) => Some(d.as_str()),
+            (None, SpecMode::Draft | SpecMode::Auto) => crate::run::default_draft_for(&t.model),
+            _ => None,
+        };
+        if let Some(d) = draft {
+            ensure_checked(&store, &store.ensure(d, true)?, &[])?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_overrides(raw: &[String]) -> Result<Vec<MetaOverride>> {

@@ -56,7 +56,7 @@ fn main() {
         Command::Pull(a) => models::pull(a),
         Command::Models(a) => models::list(a),
         Command::Serve(a) => serve::serve(a),
-        Command::Bench(a) => bench::bench(a),
+        Command::Bench(a) => bench::bench(a, check::bench_models),
         Command::Check(a) => check::check(a),
         Command::CheckChild(a) => check::child(a),
         Command::Route(a) => team::route(a),
