@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use augur_bench::TargetConfig;
 use augur_gguf::MetaOverride;
-use augur_runtime::SpecMode;
-use augur_runtime::{ChatMessage, ModelParams, Scorer};
+use augur_runtime::{ChatMessage, ModelParams, Scorer, WorkerConfig};
 use augur_store::Store;
 use clap::Args;
 
@@ -82,6 +81,17 @@ pub fn ensure_checked(store: &Store, path: &Path, overrides: &[String]) -> Resul
     Ok(())
 }
 
+/// The model a worker loads and its draft model, each checked before the
+/// worker spawns (`overrides` are the model's own, as given by the user).
+pub fn ensure_loadable(cfg: &WorkerConfig, overrides: &[String]) -> Result<()> {
+    let store = Store::open_default()?;
+    ensure_checked(&store, &cfg.path, overrides)?;
+    if let Some(d) = &cfg.draft {
+        ensure_checked(&store, &d.path, &[])?;
+    }
+    Ok(())
+}
+
 /// A marker named by what `stat` says of the file (and the overrides).
 fn stat_marker(store: &Store, path: &Path, overrides: &[String]) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
@@ -103,17 +113,10 @@ fn stat_marker(store: &Store, path: &Path, overrides: &[String]) -> Option<PathB
 /// first time this machine sees the file (cold targets' own `augur run`
 /// checks them; endpoints load nothing here).
 pub fn bench_models(targets: &[TargetConfig]) -> Result<()> {
-    let store = Store::open_default()?;
     for t in targets.iter().filter(|t| t.endpoint.is_none() && t.cold.is_none() && t.commands.is_empty()) {
-        ensure_checked(&store, &store.ensure(&t.model, true)?, &[])?;
-        let draft = match (&t.draft_model, t.spec) {
-            (Some(d), _) => Some(d.as_str()),
-            (None, SpecMode::Draft | SpecMode::Auto) => crate::run::default_draft_for(&t.model),
-            _ => None,
-        };
-        if let Some(d) = draft {
-            ensure_checked(&store, &store.ensure(d, true)?, &[])?;
-        }
+        // The same resolution the in-process target makes (its draft model
+        // included); the context size does not change which files load.
+        ensure_loadable(&augur_bench::target::worker_config(t, 0)?, &[])?;
     }
     Ok(())
 }

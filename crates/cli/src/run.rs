@@ -185,17 +185,6 @@ impl ModelArgs {
         Ok(Some(store.ensure(name, true)?))
     }
 
-    /// The models `cfg` loads, each checked in a child process the first
-    /// time this machine sees the file.
-    pub fn ensure_checked(&self, cfg: &WorkerConfig) -> Result<()> {
-        let store = Store::open_default()?;
-        crate::check::ensure_checked(&store, &cfg.path, &self.overrides)?;
-        if let Some(d) = &cfg.draft {
-            crate::check::ensure_checked(&store, &d.path, &[])?;
-        }
-        Ok(())
-    }
-
     /// Find the model, pulling a catalogue model on first use.
     pub fn resolve(&self) -> Result<PathBuf> {
         let store = Store::open_default()?;
@@ -320,7 +309,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let constraint = a.constraint.spec()?;
     let path = a.model.resolve()?;
     let cfg = a.model.worker_config(&a.model.model, path)?;
-    a.model.ensure_checked(&cfg)?;
+    crate::check::ensure_loadable(&cfg, &a.model.overrides)?;
     let worker = ModelWorker::spawn(cfg)?;
     let constraint = match constraint {
         Some(spec) => Some(worker.grammar()?.compile(&spec).context("the output constraint")?),

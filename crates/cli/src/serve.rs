@@ -39,11 +39,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let mut cfg = model.worker_config(&model.model, path).map_err(|e| format!("{e:#}"))?;
         // A file this server has not loaded before is first loaded in a
         // child process: if llama.cpp aborts on it, the server survives.
-        let store = augur_store::Store::open_default().map_err(|e| e.to_string())?;
-        check::ensure_checked(&store, &cfg.path, &model.overrides).map_err(|e| format!("{e:#}"))?;
-        if let Some(d) = &cfg.draft {
-            check::ensure_checked(&store, &d.path, &[]).map_err(|e| format!("{e:#}"))?;
-        }
+        check::ensure_loadable(&cfg, &model.overrides).map_err(|e| format!("{e:#}"))?;
         cfg.queue = queue;
         let worker = ModelWorker::spawn(cfg).map_err(|e| e.to_string())?;
         Ok(Arc::new(worker))

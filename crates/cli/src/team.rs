@@ -37,12 +37,9 @@ pub fn build_team(cfg: TeamConfig, queue: usize) -> Result<Arc<Team>> {
 
 /// Check (in a child process, once per file) and load one instance.
 fn load_instance(inst: &InstancePlan, queue: usize, state_dir: Option<&Path>) -> Result<Arc<dyn Backend>, String> {
-    let store = Store::open_default().map_err(|e| e.to_string())?;
-    check::ensure_checked(&store, &inst.path, &inst.override_args()).map_err(|e| format!("{e:#}"))?;
-    if let Some((_, p)) = &inst.draft {
-        check::ensure_checked(&store, p, &[]).map_err(|e| format!("{e:#}"))?;
-    }
-    let worker = ModelWorker::spawn(worker_config(inst, queue, state_dir)).map_err(|e| e.to_string())?;
+    let cfg = worker_config(inst, queue, state_dir);
+    check::ensure_loadable(&cfg, &inst.override_args()).map_err(|e| format!("{e:#}"))?;
+    let worker = ModelWorker::spawn(cfg).map_err(|e| e.to_string())?;
     Ok(Arc::new(worker))
 }
 

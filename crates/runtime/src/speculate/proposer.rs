@@ -331,10 +331,17 @@ impl Speculator {
     /// Charge the step to the request's budget, at the cost model's prices.
     fn settle(&mut self, o: &StepOutcome) {
         let Some(cost) = &self.cost else { return };
-        let per_token = o.source.map_or(0.0, |s| cost.draft_cost(s));
-        let extra = if o.source == Some(DraftSourceId::DraftModel) { self.catch_up_secs } else { 0.0 };
+        let (per_token, extra) = self.overhead(cost, o.source);
         let secs = cost.step_secs(o.drafted, o.accepted, per_token) + extra;
         self.budget.settle(secs / cost.plain_secs(), o.accepted + 1);
+    }
+
+    /// What a step drafting from `source` costs besides its verify chunks:
+    /// seconds per drafted token, and the draft model's planned catch-up.
+    fn overhead(&self, cost: &CostModel, source: Option<DraftSourceId>) -> (f64, f64) {
+        let per_token = source.map_or(0.0, |s| cost.draft_cost(s));
+        let catch_up = if source == Some(DraftSourceId::DraftModel) { self.catch_up_secs } else { 0.0 };
+        (per_token, catch_up)
     }
 
     fn learn_lookup(&mut self, bucket: usize, o: ShadowOutcome) {
@@ -473,8 +480,7 @@ impl Speculator {
     fn within_budget(&mut self, cost: &CostModel, best: Plan) -> Plan {
         let Some(source) = best.source.filter(|_| best.k > 0) else { return best };
         let plain = cost.plain_secs();
-        let per_token = cost.draft_cost(source);
-        let extra = if source == DraftSourceId::DraftModel { self.catch_up_secs } else { 0.0 };
+        let (per_token, extra) = self.overhead(cost, Some(source));
         let fits = |k: usize| self.budget.allows((cost.worst_case_secs(k, per_token) + extra) / plain);
         if self.tree.predicted.is_some() {
             if fits(best.k) {

@@ -80,14 +80,8 @@ fn a_flat_cost_curve_verifies_both_branches_of_a_fork() {
 /// back: the first proposal is drafted long.
 #[test]
 fn a_flat_cost_curve_drafts_long_from_the_first_proposal() {
-    let settings = SpecSettings { mode: SpecMode::Lookup, ..SpecSettings::default() };
-    let mut s = Speculator::new(settings, None, None).unwrap();
-    s.set_cost(CostModel::chunked(vec![0.05; 32], 65).unwrap(), 32);
-    s.begin_request(0);
-    let p = passage(3);
-    let mut history = p.clone();
-    history.extend([7, 8, 9]);
-    history.extend_from_slice(&p[..4]);
+    let mut s = flat_speculator(SpecMode::Lookup);
+    let history = copying(&passage(3), 4);
     let plan = s.plan(SpecMode::Lookup, DraftShape::PathOrTree, &history, 16);
     assert_eq!((plan.source, plan.k), (Some(DraftSourceId::Lookup), 16));
 }
@@ -140,6 +134,24 @@ fn failing_drafts_stop_within_the_risk_budget() {
     assert!(out.time_ratio <= bound, "{} with {} drafting steps", out.time_ratio, out.drafting_steps);
 }
 
+/// A speculator in `mode` on a flat cost curve (32 rows cost one), with a
+/// request begun.
+fn flat_speculator(mode: SpecMode) -> Speculator {
+    let settings = SpecSettings { mode, ..SpecSettings::default() };
+    let mut s = Speculator::new(settings, None, None).unwrap();
+    s.set_cost(CostModel::chunked(vec![0.05; 32], 65).unwrap(), 32);
+    s.begin_request(0);
+    s
+}
+
+/// `passage`, a separator, then the first `copied` tokens of it again.
+fn copying(passage: &[Token], copied: usize) -> Vec<Token> {
+    let mut history = passage.to_vec();
+    history.extend([7, 8, 9]);
+    history.extend_from_slice(&passage[..copied]);
+    history
+}
+
 fn passage(seed: Token) -> Vec<Token> {
     (0..120).map(|i| 1000 + (i * 37 + seed * 11) % 500).collect()
 }
@@ -184,14 +196,9 @@ fn statistics_from_copying_requests_do_not_slow_a_request_of_chance_matches() {
 /// learnt from the part of its draft past the verified length.
 #[test]
 fn chosen_suffix_lane_watches_its_own_draft() {
-    let settings = SpecSettings { mode: SpecMode::Suffix, ..SpecSettings::default() };
-    let mut s = Speculator::new(settings, None, None).unwrap();
-    s.set_cost(CostModel::chunked(vec![0.05; 32], 65).unwrap(), 32);
-    s.begin_request(0);
+    let mut s = flat_speculator(SpecMode::Suffix);
     let p = passage(4);
-    let mut history = p.clone();
-    history.extend([7, 8, 9]);
-    history.extend_from_slice(&p[..6]);
+    let history = copying(&p, 6);
     let plan = s.plan(SpecMode::Suffix, DraftShape::Path, &history, 16);
     assert_eq!(plan.source, Some(DraftSourceId::Suffix), "{plan:?}");
     let lane = &s.suffix_lanes[s.suffix_chosen.index()];
