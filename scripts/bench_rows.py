@@ -5,7 +5,7 @@ line) to a rows file. The benchmark scripts call this for every peer and
 `augur run` measurement, then import the file as one run.
 
     bench_rows.py run --out ROWS --suite S --prompt P --config C \\
-        [--model M] [--as PATH=NAME ...] --parse augur-json|llama-bench|speed -- CMD ARG...
+        [--model M] [--as PATH=NAME ...] --parse augur-json|llama-bench|llama-bench-prompt|speed -- CMD ARG...
     bench_rows.py calibration --out ROWS --dir $AUGUR_HOME/calibration --model-id FILE.gguf \\
         --threads N --config C
     bench_rows.py moe-step --out ROWS < output of the MoE decode-speed test
@@ -37,6 +37,8 @@ def sha256(text):
 def parse_augur_json(out, _err):
     j = json.loads(out)
     metrics = {k: float(j[k]) for k in ("prompt_tps", "decode_tps", "prompt_tokens", "completion_tokens")}
+    if j.get("time_to_first_token") is not None:
+        metrics["ttft_s"] = float(j["time_to_first_token"])
     spec = j.get("spec") or {}
     for k in ("drafted", "accepted"):
         if spec.get(k) is not None:
@@ -54,6 +56,14 @@ def parse_llama_bench(out, _err):
     return [({"prompt_tps": float(p), "decode_tps": float(g)}, None) for p, g in pairs]
 
 
+def parse_llama_bench_prompt(out, _err):
+    """llama-bench -n 0: a prompt test only, a row per repetition, with the
+    time it took (its time to first token)."""
+    records = json.loads(out)
+    pp = next(r for r in records if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    return [({"prompt_tps": float(t), "ttft_s": pp["n_prompt"] / float(t)}, None) for t in pp["samples_ts"]]
+
+
 SPEED = re.compile(r"speed:\s*([0-9.]+)\s*t/s")
 
 
@@ -65,7 +75,12 @@ def parse_speed(out, err):
     return [({"decode_tps": float(found[-1])}, None)]
 
 
-PARSERS = {"augur-json": parse_augur_json, "llama-bench": parse_llama_bench, "speed": parse_speed}
+PARSERS = {
+    "augur-json": parse_augur_json,
+    "llama-bench": parse_llama_bench,
+    "llama-bench-prompt": parse_llama_bench_prompt,
+    "speed": parse_speed,
+}
 
 
 def run(a):

@@ -67,12 +67,18 @@ pub struct ModelArgs {
     /// A suffix draft may run to F times the length of its match. Default 4.
     #[arg(long, value_name = "F")]
     pub suffix_factor: Option<f32>,
-    /// KV kept between requests: off; prompt (the last prompt's full prefill
-    /// chunks); conversation (also the last answer, prefilled while idle, so
+    /// KV kept between requests: off; prompt (the last prompt, in the
+    /// grains this machine reuses exactly); conversation (also the last answer, prefilled while idle, so
     /// the next turn prefills only its new message). Reuse never changes an
     /// output: only KV a cold prefill would compute identically is reused.
     #[arg(long, value_enum, default_value = "conversation")]
     pub prefix_cache: PrefixArg,
+    /// Positions of earlier prompt prefixes kept in memory besides the live
+    /// one, and restored when a later request shares more of one (several
+    /// conversations or roles on one model). Default: 4 contexts' worth; 0
+    /// keeps none.
+    #[arg(long, value_name = "POSITIONS")]
+    pub prefix_store: Option<usize>,
     /// The file the global suffix tree (earlier answers) is kept in: read at
     /// start, merged and saved after each request that drafted from suffix
     /// trees. Default: suffix/MODEL.bin beside the model store.
@@ -167,6 +173,7 @@ impl ModelArgs {
                 .clone()
                 .or_else(|| store.root().parent().map(|p| p.join("suffix").join(format!("{stem}.bin")))),
             prefix_cache: self.prefix_cache.into(),
+            prefix_store: self.prefix_store,
             ..WorkerConfig::new(name, path)
         })
     }

@@ -24,6 +24,12 @@ pub fn init() {
     });
 }
 
+/// The environment switch of llama.cpp's tiled K-quant matmul. Left as the
+/// user sets it: off, prompt prefixes are reusable in finer grains on the
+/// AMD machine, but tree verification lost exactness in
+/// `runtime/tests/kv_consistency.rs` (docs/ARCHITECTURE.md, "Prefix reuse").
+const TILED_MM: &str = "GGML_CPU_TILED_MM";
+
 fn echo_enabled() -> bool {
     static ECHO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ECHO.get_or_init(|| std::env::var_os("AUGUR_LLAMA_LOG").is_some_and(|v| v == "1"))
@@ -120,7 +126,8 @@ pub(crate) fn recent_errors() -> String {
     }
 }
 
-/// llama.cpp's description of the CPU features it was built with.
+/// llama.cpp's description of the CPU features it was built with, and the
+/// kernel switches set for it (cached measurements depend on both).
 pub fn system_info() -> String {
     static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     INFO.get_or_init(|| {
@@ -133,7 +140,9 @@ pub fn system_info() -> String {
             return String::new();
         }
         // SAFETY: non-null and NUL-terminated, see above.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        let info = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        let tiled = std::env::var(TILED_MM).unwrap_or_default();
+        format!("{info} | {TILED_MM} = {tiled}")
     })
     .clone()
 }

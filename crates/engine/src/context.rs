@@ -291,6 +291,36 @@ impl Context {
         unsafe { sys::llama_memory_clear(self.memory(), true) }
     }
 
+    /// The cells of `seq` (positions, keys and values) as bytes, to put back
+    /// later with [`Context::set_seq_state`] on a context of the same model
+    /// and settings.
+    pub fn seq_state(&mut self, seq: i32) -> Result<Vec<u8>> {
+        self.check_seq(seq)?;
+        // SAFETY: live context, seq in range.
+        let size = unsafe { sys::llama_state_seq_get_size(self.ptr.as_ptr(), seq) };
+        let mut bytes = vec![0u8; size];
+        // SAFETY: `bytes` has `size` writable bytes; llama.cpp writes at most that.
+        let written = unsafe { sys::llama_state_seq_get_data(self.ptr.as_ptr(), bytes.as_mut_ptr(), size, seq) };
+        if written != size {
+            return Err(EngineError::SeqState("save"));
+        }
+        Ok(bytes)
+    }
+
+    /// Replace the cells of `seq` with a state saved by
+    /// [`Context::seq_state`]; in an empty cache they take cells from 0 on,
+    /// as a prefill of the same tokens would.
+    pub fn set_seq_state(&mut self, seq: i32, bytes: &[u8]) -> Result<()> {
+        self.check_seq(seq)?;
+        // SAFETY: live context, seq in range; llama.cpp reads at most
+        // `bytes.len()` bytes and checks the layout before using them.
+        let read = unsafe { sys::llama_state_seq_set_data(self.ptr.as_ptr(), bytes.as_ptr(), bytes.len(), seq) };
+        if read == 0 {
+            return Err(EngineError::SeqState("restore"));
+        }
+        Ok(())
+    }
+
     /// Highest position stored for `seq`, or None when it is empty.
     pub fn kv_pos_max(&self, seq: i32) -> Option<i32> {
         self.check_seq(seq).ok()?;

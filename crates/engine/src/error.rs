@@ -45,6 +45,8 @@ pub enum EngineError {
     NoTemplate,
     #[error("a string passed to llama.cpp contains a NUL byte")]
     Nul,
+    #[error("llama.cpp could not {0} a sequence's KV state")]
+    SeqState(&'static str),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -66,6 +66,9 @@ pub struct ModelEntry {
     pub repack: Option<bool>,
     /// KV kept between requests, as `--prefix-cache`; default conversation.
     pub prefix_cache: Option<PrefixReuse>,
+    /// Positions of earlier prompt prefixes kept in memory, as
+    /// `--prefix-store`; default 4 contexts' worth.
+    pub prefix_store: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

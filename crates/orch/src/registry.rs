@@ -460,7 +460,8 @@ fn memory_of(m: &ModelDef, path: &std::path::Path) -> u64 {
 }
 
 /// The configured size, else the weights plus an f16 KV cache for the
-/// model's context plus an eighth of the weights for compute buffers.
+/// model's context and for the saved prompt prefixes (when full), plus an
+/// eighth of the weights for compute buffers.
 pub fn memory_estimate(m: &ModelDef, h: &augur_gguf::GgufFile) -> u64 {
     if let Some(bytes) = m.memory {
         return bytes;
@@ -476,7 +477,11 @@ pub fn memory_estimate(m: &ModelDef, h: &augur_gguf::GgufFile) -> u64 {
         0 => n_head,
         k => k,
     };
-    let kv = 2 * get("block_count") * u64::from(m.ctx) * kv_heads * head_dim * 2;
+    let saved = match m.prefix_cache {
+        augur_runtime::PrefixReuse::Off => 0,
+        _ => m.prefix_store.unwrap_or(augur_runtime::prefix_store::DEFAULT_CONTEXTS * m.ctx as usize) as u64,
+    };
+    let kv = 2 * get("block_count") * (u64::from(m.ctx) + saved) * kv_heads * head_dim * 2;
     h.file_size + kv + h.file_size / 8
 }
 
@@ -513,6 +518,7 @@ pub fn worker_config(inst: &InstancePlan, queue: usize, state_dir: Option<&std::
         calibration_dir: state_dir.map(|d| d.join("calibration")),
         suffix_store: state_dir.map(|d| d.join("suffix").join(format!("{stem}.bin"))),
         prefix_cache: inst.model.prefix_cache,
+        prefix_store: inst.model.prefix_store,
         ..WorkerConfig::new(&inst.key, inst.path.clone())
     }
 }

@@ -46,6 +46,7 @@ pub struct ModelDef {
     pub memory: Option<u64>,
     pub repack: bool,
     pub prefix_cache: PrefixReuse,
+    pub prefix_store: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +243,7 @@ fn model_spec(name: &str, m: &ModelEntry) -> Result<ModelDef, OrchError> {
         memory,
         repack: m.repack.unwrap_or(true),
         prefix_cache: m.prefix_cache.unwrap_or_default(),
+        prefix_store: m.prefix_store,
     })
 }
 

@@ -6,6 +6,8 @@
 //! is fsynced, renamed over the target, and then the directory is fsynced so
 //! the rename itself is on disk.
 //!
+//! [`sealed`] wraps small JSON state in a version and a checksum.
+//!
 //! Being at the bottom of the workspace, it also holds a few tiny shared
 //! helpers ([`civil_from_days`], [`fnv1a`], [`floor_char_boundary`]).
 
@@ -18,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use tempfile::NamedTempFile;
 
+pub mod sealed;
 mod small;
 pub use small::{civil_from_days, floor_char_boundary, fnv1a};
 

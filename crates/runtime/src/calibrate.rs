@@ -33,20 +33,28 @@ pub fn machine_id(threads: i32) -> String {
     format!("{cpu}|cores={cores}|threads={threads}|{:016x}", augur_persist::fnv1a(info.as_bytes()))
 }
 
-fn cache_path(dir: &Path, model_id: &str, machine: &str) -> PathBuf {
+pub(crate) fn cache_path(dir: &Path, model_id: &str, machine: &str) -> PathBuf {
     let safe: String = model_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect();
     dir.join(format!("{safe}-{:016x}.json", augur_persist::fnv1a(machine.as_bytes())))
 }
 
+/// Where a measurement for one model, weight layout and thread count is
+/// cached (none: measure at every load).
+#[derive(Clone, Copy)]
+pub(crate) struct CacheKey<'a> {
+    pub model_id: &'a str,
+    pub threads: i32,
+    pub dir: Option<&'a Path>,
+}
+
 /// The cached curve for this model and machine, or a fresh measurement
 /// (saved atomically for next time). A corrupt cache is re-measured.
-pub fn load_or_measure(
+pub(crate) fn load_or_measure(
     ctx: &mut Context,
     batch: &mut Batch,
-    model_id: &str,
-    threads: i32,
-    dir: Option<&Path>,
+    key: CacheKey<'_>,
 ) -> Result<CostCurve, RuntimeError> {
+    let CacheKey { model_id, threads, dir } = key;
     let machine = machine_id(threads);
     let path = dir.map(|d| cache_path(d, model_id, &machine));
     if let Some(curve) = path.as_deref().and_then(|p| CostCurve::load(p).ok()) {
@@ -78,7 +86,7 @@ pub fn load_or_measure(
 }
 
 /// A deterministic stand-in for real tokens.
-fn probe_token(i: usize, n_vocab: i32) -> Token {
+pub(crate) fn probe_token(i: usize, n_vocab: i32) -> Token {
     (100 + (i * 7919) % 1000) as i32 % n_vocab.max(1)
 }
 

@@ -18,6 +18,7 @@ use crate::draft::DraftModel;
 use crate::generate::Sink;
 use crate::grammar::LazyGrammar;
 use crate::prefix::PrefixCache;
+use crate::prefix_store::PrefixStore;
 use crate::probe::Scorer;
 use crate::request::{Event, GenerateRequest, SpecMode};
 use crate::speculate::{self, SpecSettings, Speculator};
@@ -41,6 +42,9 @@ pub struct WorkerConfig {
     pub suffix_store: Option<PathBuf>,
     /// What KV is kept for the next request.
     pub prefix_cache: PrefixReuse,
+    /// Positions of earlier prompt prefixes kept off the context (see
+    /// `prefix_store`); 0 keeps only the live one. Default: a few contexts.
+    pub prefix_store: Option<usize>,
 }
 
 /// What a worker keeps in its KV cache between requests. Reuse never
@@ -52,7 +56,7 @@ pub struct WorkerConfig {
 pub enum PrefixReuse {
     /// Every request prefills its whole prompt.
     Off,
-    /// Keep the last prompt's full prefill chunks.
+    /// Keep the last prompt's KV (its whole grains, see `grain`).
     Prompt,
     /// Also, while idle, prefill the last answer into the cache, so the
     /// next turn of the same conversation prefills only its new message.
@@ -80,6 +84,7 @@ impl WorkerConfig {
             calibration_dir: None,
             suffix_store: None,
             prefix_cache: PrefixReuse::default(),
+            prefix_store: None,
         }
     }
 }
@@ -95,6 +100,7 @@ pub struct ModelWorker {
     model: Arc<Model>,
     tokenizer: Tokenizer,
     n_ctx: u32,
+    prefix_grain: usize,
     jobs: Option<SyncSender<Job>>,
     waiting: Arc<AtomicUsize>,
     /// Set when a job is submitted: stops idle work (prefilling the last
@@ -113,7 +119,7 @@ impl ModelWorker {
     /// Start the worker and wait until its model and context are loaded.
     pub fn spawn(cfg: WorkerConfig) -> Result<ModelWorker, RuntimeError> {
         let (jobs_tx, jobs_rx) = sync_channel::<Job>(cfg.queue.max(1));
-        let (ready_tx, ready_rx) = sync_channel::<Result<(Arc<Model>, u32), String>>(1);
+        let (ready_tx, ready_rx) = sync_channel::<Result<Loaded, String>>(1);
         let waiting = Arc::new(AtomicUsize::new(0));
         let has_work = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicBool::new(true));
@@ -123,7 +129,7 @@ impl ModelWorker {
             .name(format!("augur-model-{}", cfg.name))
             .spawn(move || worker_main(c, jobs_rx, ready_tx, signals))
             .map_err(|e| RuntimeError::LoadFailed(e.to_string()))?;
-        let (model, n_ctx) = match ready_rx.recv() {
+        let Loaded { model, n_ctx, prefix_grain } = match ready_rx.recv() {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(RuntimeError::LoadFailed(e)),
             Err(_) => return Err(RuntimeError::WorkerGone),
@@ -133,6 +139,7 @@ impl ModelWorker {
             tokenizer: Tokenizer::new(model.clone()),
             model,
             n_ctx,
+            prefix_grain,
             jobs: Some(jobs_tx),
             waiting,
             has_work,
@@ -151,6 +158,11 @@ impl ModelWorker {
     /// above the runtime use the [`Backend`] methods instead.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
+    }
+
+    /// The granularity of prefix reuse this worker probed (see `grain`).
+    pub fn prefix_grain(&self) -> usize {
+        self.prefix_grain
     }
 
     /// True when no job is queued or running and no idle work is going on.
@@ -213,7 +225,14 @@ impl Backend for ModelWorker {
     }
 }
 
-type Ready = SyncSender<Result<(Arc<Model>, u32), String>>;
+/// What a loaded worker tells the thread that spawned it.
+struct Loaded {
+    model: Arc<Model>,
+    n_ctx: u32,
+    prefix_grain: usize,
+}
+
+type Ready = SyncSender<Result<Loaded, String>>;
 
 /// How the submitting side tells the worker thread about new work.
 struct Signals {
@@ -239,6 +258,8 @@ struct Slot {
     batch: Batch,
     spec: Speculator,
     prefix: PrefixCache,
+    /// Earlier prefixes, saved when a request drops the live one.
+    store: PrefixStore,
     /// Prompt + output of the last successful request (buffer reused).
     history: Vec<Token>,
 }
@@ -251,7 +272,8 @@ fn worker_main(cfg: WorkerConfig, jobs: Receiver<Job>, ready: Ready, signals: Si
             return;
         }
     };
-    if ready.send(Ok((slot.ctx.model().clone(), slot.ctx.n_ctx()))).is_err() {
+    let loaded = Loaded { model: slot.ctx.model().clone(), n_ctx: slot.ctx.n_ctx(), prefix_grain: slot.prefix.grain() };
+    if ready.send(Ok(loaded)).is_err() {
         return;
     }
     drop(ready);
@@ -277,9 +299,9 @@ impl Slot {
     /// decode aborts) as soon as a job is submitted; every chunk completed
     /// before that stays usable.
     fn extend_prefix(&mut self, stop: &Arc<AtomicBool>) {
-        let chunk = self.prefix.chunk();
+        let (chunk, grain) = (self.prefix.chunk(), self.prefix.grain());
         let start = self.prefix.len();
-        let end = self.history.len() / chunk * chunk;
+        let end = self.history.len() / grain * grain;
         if end <= start {
             return;
         }
@@ -321,23 +343,27 @@ fn load(cfg: &WorkerConfig) -> Result<Slot, RuntimeError> {
     let global = cfg.suffix_store.as_deref().map(load_global);
     warm_up(&mut ctx, &mut batch)?;
     let mut spec = Speculator::new(cfg.spec.clone(), draft, global)?;
+    let id = model_id(&cfg.path, ctx.model(), cfg.model.repack, &params);
+    let key =
+        crate::calibrate::CacheKey { model_id: &id, threads: cfg.context.threads, dir: cfg.calibration_dir.as_deref() };
     if cfg.spec.mode != SpecMode::Off || spec.has_draft_model() {
         if let Some(d) = spec.draft_model_mut() {
             d.calibrate()?;
         }
-        let id = model_id(&cfg.path, ctx.model(), cfg.model.repack, &params);
-        let curve = crate::calibrate::load_or_measure(
-            &mut ctx,
-            &mut batch,
-            &id,
-            cfg.context.threads,
-            cfg.calibration_dir.as_deref(),
-        )?;
+        let curve = crate::calibrate::load_or_measure(&mut ctx, &mut batch, key)?;
         let cost = augur_spec::CostModel::from_curve(&curve).map_err(|e| RuntimeError::LoadFailed(e.to_string()))?;
         spec.set_cost(cost, curve.invariant_batch);
     }
-    let prefix = PrefixCache::new(batch.capacity());
-    Ok(Slot { ctx, batch, spec, prefix, history: Vec::new() })
+    let grain = match cfg.prefix_cache {
+        PrefixReuse::Off => batch.capacity(),
+        _ => crate::grain::load_or_measure(&mut ctx, &mut batch, key)?,
+    };
+    let prefix = PrefixCache::new(batch.capacity(), grain);
+    let budget = match cfg.prefix_cache {
+        PrefixReuse::Off => 0,
+        _ => cfg.prefix_store.unwrap_or(crate::prefix_store::DEFAULT_CONTEXTS * ctx.n_ctx() as usize),
+    };
+    Ok(Slot { ctx, batch, spec, prefix, store: PrefixStore::new(budget), history: Vec::new() })
 }
 
 /// One throwaway decode, so the first request does not pay for faulting the
@@ -412,6 +438,9 @@ fn run_job(slot: &mut Slot, reuse: PrefixReuse, job: Job) -> bool {
     slot.ctx.set_cancel_flag(sink.cancel.clone());
     let tokenizer = Tokenizer::new(slot.ctx.model().clone());
     let result = tokenizer.prepare(slot.ctx.n_ctx(), &job.req).and_then(|prompt| {
+        if reuse != PrefixReuse::Off {
+            crate::prefix_store::prepare(&mut slot.ctx, &mut slot.prefix, &mut slot.store, &prompt);
+        }
         sink.send(Event::Started { prompt_tokens: prompt.len(), cached_tokens: slot.prefix.reusable(&prompt) });
         let done = speculate::generate(
             &mut slot.ctx,

@@ -53,7 +53,7 @@ fn check_cache(mode: SpecMode, tree: bool, user: &str, max_tokens: u32) -> (augu
     let prompt = model.tokenize(&text, true, true).unwrap();
     let mut req = GenerateRequest::new(Prompt::Tokens(prompt.clone()), max_tokens);
     req.spec = SpecOptions { mode: Some(mode), max: Some(6), ..Default::default() };
-    let mut prefix = augur_runtime::PrefixCache::new(batch.capacity());
+    let mut prefix = augur_runtime::PrefixCache::new(batch.capacity(), batch.capacity());
     let done = generate(&mut ctx, &mut batch, &mut spec, &mut prefix, &prompt, &req, &mut Discard).unwrap();
     let gen = &done.tokens;
     assert!(gen.len() >= 100, "{}", gen.len());

@@ -17,7 +17,9 @@ fn model_path(name: &str) -> PathBuf {
     augur_store::Store::open_default().unwrap().ensure(name, false).unwrap()
 }
 
+/// On the 0.5B: the same Q4_K_M kernels as the 1.5B at a third of the time.
 fn worker(reuse: PrefixReuse) -> ModelWorker {
+    let name = "qwen2.5-coder-0.5b";
     let store = augur_store::Store::open_default().unwrap();
     ModelWorker::spawn(WorkerConfig {
         context: ContextParams { n_ctx: 4096, ..ContextParams::default() },
@@ -25,7 +27,7 @@ fn worker(reuse: PrefixReuse) -> ModelWorker {
         calibration_dir: store.root().parent().map(|p| p.join("calibration")),
         prefix_cache: reuse,
         queue: 4,
-        ..WorkerConfig::new("qwen2.5-coder-1.5b", model_path("qwen2.5-coder-1.5b"))
+        ..WorkerConfig::new(name, model_path(name))
     })
     .expect("worker")
 }
@@ -141,13 +143,16 @@ fn warm_prefix_gives_the_cold_output() {
 }
 
 /// While idle the worker prefills the last answer, so the next turn reuses
-/// every whole chunk it shares with the last prompt and answer; with prompt
+/// every whole grain it shares with the last prompt and answer; with prompt
 /// reuse only, nothing past the last prompt.
 #[test]
 fn idle_extension_covers_the_answer() {
     let warm = worker(PrefixReuse::Conversation);
     let prompt_only = worker(PrefixReuse::Prompt);
     let chunk = ContextParams::default().n_batch as usize;
+    let grain = warm.prefix_grain();
+    assert_eq!(grain, prompt_only.prefix_grain());
+    eprintln!("prefix grain on this machine: {grain} of a {chunk}-token chunk");
     let model = warm.model().clone();
     let mut msgs = vec![system(), ChatMessage::new("user", format!("Review this code in detail:\n\n{PY}"))];
     let max_tokens = (2 * chunk + 32) as u32;
@@ -162,7 +167,7 @@ fn idle_extension_covers_the_answer() {
     msgs.push(ChatMessage::new("user", "Thanks. Which of these bugs is the worst?"));
     let next = model.tokenize_chat(&msgs, None).unwrap();
     let common = history.iter().zip(&next).take_while(|(a, b)| a == b).count();
-    let expected = common.min(next.len() - 1) / chunk * chunk;
+    let expected = common.min(next.len() - 1) / grain * grain;
     assert!(
         expected > w1.prompt,
         "test setup: the answer ({} tokens, {common} shared) does not reach a chunk boundary past the prompt ({})",
@@ -173,6 +178,43 @@ fn idle_extension_covers_the_answer() {
     let p2 = ask(&prompt_only, &msgs, 32, SpecMode::Off);
     assert_eq!(w2.done.tokens, p2.done.tokens);
     eprintln!("turn 2 of {} tokens: reused {} (conversation) vs {} (prompt only)", w2.prompt, w2.cached, p2.cached);
-    assert_eq!(w2.cached, expected, "conversation reuse should cover every shared whole chunk");
-    assert_eq!(p2.cached, w1.prompt / chunk * chunk, "prompt-only reuse is the last prompt's whole chunks");
+    assert_eq!(w2.cached, expected, "conversation reuse should cover every shared whole grain");
+    assert_eq!(p2.cached, w1.prompt / grain * grain, "prompt-only reuse is the last prompt's whole grains");
+}
+
+/// Two conversations taking turns on one worker: each turn gets its own
+/// conversation's earlier prompt and answer back from the saved prefixes
+/// (the other conversation held the context in between), and says exactly
+/// what a cold worker says.
+#[test]
+fn interleaved_conversations_restore_their_saved_prefix() {
+    let warm = worker(PrefixReuse::Conversation);
+    let cold = worker(PrefixReuse::Off);
+    let grain = warm.prefix_grain();
+    let rust = "You answer questions about Rust code in one short paragraph, quoting the lines you mean.";
+    let mut convs = [
+        (vec![system(), ChatMessage::new("user", format!("Review this code:\n\n{PY}"))], "Fix the first bug."),
+        (
+            vec![ChatMessage::new("system", rust.repeat(3)), ChatMessage::new("user", format!("Review:\n\n{RS}"))],
+            "Fix the overflow.",
+        ),
+    ];
+    let mut last_prompt = [0usize; 2];
+    for turn in 0..2 {
+        for (i, (msgs, follow_up)) in convs.iter_mut().enumerate() {
+            let w = ask(&warm, msgs, 24, SpecMode::Off);
+            let c = ask(&cold, msgs, 24, SpecMode::Off);
+            assert_eq!(w.done.tokens, c.done.tokens, "turn {turn} of conversation {i}: warm output differs from cold");
+            eprintln!("turn {turn} of conversation {i}: prompt {} tokens, reused {}", w.prompt, w.cached);
+            if turn > 0 {
+                // At least the whole last prompt came back from the store.
+                let saved = last_prompt[i] / grain * grain;
+                assert!(w.cached >= saved, "reused {} of the {saved} positions saved", w.cached);
+            }
+            last_prompt[i] = w.prompt;
+            wait_idle(&warm);
+            msgs.push(ChatMessage::new("assistant", w.text));
+            msgs.push(ChatMessage::new("user", follow_up.to_string()));
+        }
+    }
 }

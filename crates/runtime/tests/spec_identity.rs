@@ -127,7 +127,9 @@ fn tree_verification_matches_plain_decoding() {
     let w = tree_worker();
     let cases = common::prompts::cases();
     let (mut trees, mut diverged) = (0u64, Vec::new());
-    for case in &cases {
+    // Every other case, for CI time: `every_mode_matches_plain_decoding`
+    // covers them all without trees.
+    for case in cases.iter().step_by(2) {
         let plain = run(&w, case, SpecMode::Off);
         let got = run(&w, case, SpecMode::Suffix);
         trees += got.spec.tree.steps;
@@ -154,7 +156,11 @@ fn tree_verification_matches_plain_decoding() {
             diverged.push(case.id);
         }
     }
-    eprintln!("tree identity: {} prompts, {trees} trees verified, {} diverged", cases.len(), diverged.len());
+    eprintln!(
+        "tree identity: {} prompts, {trees} trees verified, {} diverged",
+        cases.len().div_ceil(2),
+        diverged.len()
+    );
     assert!(diverged.is_empty(), "tree-verified outputs differ from plain decoding: {diverged:?}");
     assert!(trees >= 10, "tree verification must actually run ({trees} trees)");
 }

@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::SpecError;
 
@@ -35,22 +34,13 @@ fn one() -> usize {
     1
 }
 
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    version: u32,
-    sha256: String,
-    payload: String,
-}
-
-/// Read first, alone, so a newer format is reported as such even if the
-/// rest of its layout changed.
-#[derive(Deserialize)]
-struct Header {
-    version: u32,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+fn sealed_error(e: augur_persist::sealed::SealError) -> SpecError {
+    use augur_persist::sealed::SealError;
+    match e {
+        SealError::Corrupt(why) => SpecError::Corrupt(why),
+        SealError::Version { found, expected } => SpecError::Version { found, expected },
+        SealError::Checksum => SpecError::Checksum,
+    }
 }
 
 impl CostCurve {
@@ -92,22 +82,11 @@ impl CostCurve {
 
     pub fn to_json(&self) -> Result<String, SpecError> {
         self.validate()?;
-        let payload = serde_json::to_string(self).map_err(|e| SpecError::Corrupt(e.to_string()))?;
-        let env = Envelope { version: COST_CURVE_VERSION, sha256: sha256_hex(payload.as_bytes()), payload };
-        serde_json::to_string_pretty(&env).map_err(|e| SpecError::Corrupt(e.to_string()))
+        augur_persist::sealed::seal(COST_CURVE_VERSION, self).map_err(sealed_error)
     }
 
     pub fn from_json(text: &str) -> Result<Self, SpecError> {
-        let corrupt = |e: serde_json::Error| SpecError::Corrupt(e.to_string());
-        let header: Header = serde_json::from_str(text).map_err(corrupt)?;
-        if header.version != COST_CURVE_VERSION {
-            return Err(SpecError::Version { found: header.version, expected: COST_CURVE_VERSION });
-        }
-        let env: Envelope = serde_json::from_str(text).map_err(corrupt)?;
-        if sha256_hex(env.payload.as_bytes()) != env.sha256 {
-            return Err(SpecError::Checksum);
-        }
-        let curve: Self = serde_json::from_str(&env.payload).map_err(corrupt)?;
+        let curve: Self = augur_persist::sealed::open(text, COST_CURVE_VERSION).map_err(sealed_error)?;
         curve.validate()?;
         Ok(curve)
     }
