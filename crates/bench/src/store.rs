@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::TargetConfig;
 use crate::error::{BenchError, Result};
@@ -124,9 +123,7 @@ pub struct RowKey {
     pub iteration: u32,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use augur_persist::sha256_hex;
 
 /// One line of `runs/index.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //! [`sealed`] wraps small JSON state in a version and a checksum.
 //!
 //! Being at the bottom of the workspace, it also holds a few tiny shared
-//! helpers ([`civil_from_days`], [`fnv1a`], [`floor_char_boundary`]).
+//! helpers ([`civil_from_days`], [`fnv1a`], [`sha256_hex`], [`floor_char_boundary`]).
 
 #![forbid(unsafe_code)]
 
@@ -22,7 +22,7 @@ use tempfile::NamedTempFile;
 
 pub mod sealed;
 mod small;
-pub use small::{civil_from_days, floor_char_boundary, fnv1a};
+pub use small::{civil_from_days, floor_char_boundary, fnv1a, sha256_hex};
 
 /// Write `bytes` to `path` atomically and durably (see the crate docs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

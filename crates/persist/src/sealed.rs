@@ -4,7 +4,8 @@
 //! re-encode. A file that fails to open is answered by re-measuring.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+use crate::sha256_hex;
 
 /// Why a sealed file could not be opened.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,6 +18,18 @@ pub enum SealError {
     Checksum,
 }
 
+impl std::fmt::Display for SealError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SealError::Corrupt(why) => write!(f, "corrupt: {why}"),
+            SealError::Version { found, expected } => write!(f, "format version {found}, expected {expected}"),
+            SealError::Checksum => f.write_str("checksum mismatch"),
+        }
+    }
+}
+
+impl std::error::Error for SealError {}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     version: u32,
@@ -27,10 +40,6 @@ struct Envelope {
 #[derive(Deserialize)]
 struct Header {
     version: u32,
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `value` in an envelope of format `version`.

@@ -3,6 +3,8 @@
 
 use std::hash::Hasher;
 
+use sha2::{Digest, Sha256};
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar):
 /// days since 1970-01-01 to (year, month, day).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -16,6 +18,11 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 64-bit FNV-1a of `bytes`. Cache and marker file names are built from it,

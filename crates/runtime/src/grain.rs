@@ -69,7 +69,7 @@ pub(crate) fn load_or_measure(ctx: &mut Context, batch: &mut Batch, key: CacheKe
     if let Some(p) = path {
         let value = Cached { model_id: model_id.into(), machine_id: machine, chunk, grain };
         let written = augur_persist::sealed::seal(GRAIN_VERSION, &value)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+            .map_err(std::io::Error::other)
             .and_then(|text| augur_persist::write_atomic(&p, text.as_bytes()));
         if let Err(e) = written {
             tracing::warn!("could not cache the prefix grain at {}: {e}", p.display());
