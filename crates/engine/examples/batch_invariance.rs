@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             flash_attn: fa,
             value_cache: match std::env::var("VCACHE").as_deref() {
                 Ok("q8_0") => augur_engine::ValueCache::Q8_0,
+                Ok("bf16") => augur_engine::ValueCache::Bf16,
                 _ => augur_engine::ValueCache::F16,
             },
             ..Default::default()

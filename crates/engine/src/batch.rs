@@ -12,6 +12,8 @@ pub struct Batch {
     capacity: usize,
     n_seq_max: usize,
     outputs: usize,
+    /// Some entry belongs to a sequence other than 0 alone.
+    other_seqs: bool,
 }
 
 // SAFETY: the batch owns its buffers exclusively; moving it between threads is
@@ -41,12 +43,13 @@ impl Batch {
         if raw.token.is_null() || raw.pos.is_null() || raw.seq_id.is_null() || raw.logits.is_null() {
             return Err(EngineError::Param { name: "batch", why: "allocation failed".into() });
         }
-        Ok(Batch { raw, capacity, n_seq_max, outputs: 0 })
+        Ok(Batch { raw, capacity, n_seq_max, outputs: 0, other_seqs: false })
     }
 
     pub fn clear(&mut self) {
         self.raw.n_tokens = 0;
         self.outputs = 0;
+        self.other_seqs = false;
     }
 
     /// How many entries asked for logits.
@@ -91,7 +94,13 @@ impl Batch {
         }
         self.raw.n_tokens += 1;
         self.outputs += usize::from(logits);
+        self.other_seqs |= seq_ids != [0];
         Ok(i)
+    }
+
+    /// Every entry belongs to sequence 0 alone.
+    pub fn only_seq0(&self) -> bool {
+        !self.other_seqs
     }
 
     /// The tokens currently in the batch.

@@ -11,6 +11,7 @@ use llama_cpp_sys_2 as sys;
 use crate::backend;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
+use crate::kv_state::{self, ValueLayout};
 use crate::model::Model;
 
 /// Default prefill chunk (see `ContextParams::n_batch`).
@@ -37,6 +38,11 @@ pub struct ContextParams {
     /// alone and the same token in a verify batch get different logits.
     pub flash_attn: bool,
     pub value_cache: ValueCache,
+    /// Prefill sequence 0 in a second context on llama.cpp's fast batched
+    /// kernels and carry its cells over; this context then runs flash
+    /// attention with bf16 values, whose verify batches match one-token
+    /// decoding (see `split.rs`). Overrides `flash_attn` and `value_cache`.
+    pub split_prefill: bool,
 }
 
 /// Element type of the KV cache's values.
@@ -49,6 +55,11 @@ pub enum ValueCache {
     /// alone and the same token in a verify batch attend alike. (f32 values
     /// would not do: llama.cpp casts them to f16 for flash attention.)
     Q8_0,
+    /// Also keeps flash attention off the split-KV path with f16 keys, and
+    /// unlike q8_0 holds any f16 value rounded to 8 significant bits rather
+    /// than rotated and quantised per block, so values computed elsewhere in
+    /// f16 can be carried over by rounding alone.
+    Bf16,
 }
 
 impl Default for ContextParams {
@@ -63,6 +74,7 @@ impl Default for ContextParams {
             threads_batch: threads,
             flash_attn: false,
             value_cache: ValueCache::F16,
+            split_prefill: false,
         }
     }
 }
@@ -94,6 +106,8 @@ pub struct Context {
     n_ctx: u32,
     n_batch: u32,
     n_seq_max: u32,
+    values: ValueLayout,
+    pub(crate) split: Option<Box<crate::split::Split>>,
     n_outputs: usize,
     _not_sync: PhantomData<std::cell::Cell<()>>,
 }
@@ -121,6 +135,9 @@ unsafe extern "C" fn abort_callback(data: *mut std::ffi::c_void) -> bool {
 
 impl Context {
     pub fn new(model: Arc<Model>, params: &ContextParams) -> Result<Context> {
+        if params.split_prefill {
+            return crate::split::new(model, params);
+        }
         validate(params)?;
         backend::init();
         // SAFETY: plain value constructor.
@@ -137,6 +154,7 @@ impl Context {
         cp.type_v = match params.value_cache {
             ValueCache::F16 => sys::GGML_TYPE_F16,
             ValueCache::Q8_0 => sys::GGML_TYPE_Q8_0,
+            ValueCache::Bf16 => sys::GGML_TYPE_BF16,
         };
         cp.no_perf = true;
         backend::clear_recent();
@@ -158,6 +176,8 @@ impl Context {
             n_ctx,
             n_batch: params.n_batch,
             n_seq_max: params.n_seq_max,
+            values: ValueLayout { ty: cp.type_v as u32, transposed: !params.flash_attn },
+            split: None,
             n_outputs: 0,
             _not_sync: PhantomData,
         })
@@ -176,6 +196,10 @@ impl Context {
         self.n_batch
     }
 
+    pub(crate) fn abort_flag(&self) -> Arc<AtomicBool> {
+        self.abort.clone()
+    }
+
     pub fn abort_handle(&self) -> AbortHandle {
         AbortHandle(self.abort.clone())
     }
@@ -188,12 +212,16 @@ impl Context {
         unsafe {
             sys::llama_set_abort_callback(self.ptr.as_ptr(), Some(abort_callback), Arc::as_ptr(&flag).cast_mut().cast())
         };
+        if let Some(split) = &mut self.split {
+            split.pre.set_cancel_flag(flag.clone());
+        }
         self.abort = flag;
     }
 
     /// Run the model over `batch`. Token ids and sequence ids are checked here
     /// so a bad id is an error, not undefined behaviour inside llama.cpp.
     pub fn decode(&mut self, batch: &Batch) -> Result<DecodeTiming> {
+        self.sync()?;
         if batch.is_empty() {
             return Ok(DecodeTiming { n_tokens: 0, elapsed: Duration::ZERO });
         }
@@ -226,6 +254,9 @@ impl Context {
     /// for logits). The slice borrows the context, so the next decode cannot
     /// invalidate it behind the caller's back.
     pub fn logits(&self, index: usize) -> Option<&[f32]> {
+        if let Some(pre) = self.prefilled_last() {
+            return pre.logits(index);
+        }
         let i = i32::try_from(index).ok()?;
         // SAFETY: llama.cpp returns null for an index without logits; a
         // non-null pointer addresses n_vocab floats owned by the context.
@@ -238,6 +269,9 @@ impl Context {
     /// Logits of every entry of the last decode that asked for them, in batch
     /// order, as one `outputs × n_vocab` slice.
     pub fn logits_all(&self) -> Option<&[f32]> {
+        if let Some(pre) = self.prefilled_last() {
+            return pre.logits_all();
+        }
         if self.n_outputs == 0 {
             return None;
         }
@@ -265,12 +299,16 @@ impl Context {
     /// Drop cells of `seq` at positions [p0, p1); a negative bound is open.
     pub fn kv_remove(&mut self, seq: i32, p0: i32, p1: i32) -> Result<bool> {
         self.check_seq(seq)?;
+        if let (0, Some(split)) = (seq, &mut self.split) {
+            split.pre.kv_remove(0, p0, p1)?;
+        }
         // SAFETY: live memory handle, seq in range.
         Ok(unsafe { sys::llama_memory_seq_rm(self.memory(), seq, p0, p1) })
     }
 
     /// Make `dst` share `src`'s cells at positions [p0, p1).
     pub fn kv_copy(&mut self, src: i32, dst: i32, p0: i32, p1: i32) -> Result<()> {
+        self.sync()?;
         self.check_seq(src)?;
         self.check_seq(dst)?;
         // SAFETY: live memory handle, both seqs in range.
@@ -280,6 +318,7 @@ impl Context {
 
     /// Drop every cell not in `seq`.
     pub fn kv_keep(&mut self, seq: i32) -> Result<()> {
+        self.sync()?;
         self.check_seq(seq)?;
         // SAFETY: live memory handle, seq in range.
         unsafe { sys::llama_memory_seq_keep(self.memory(), seq) };
@@ -287,6 +326,10 @@ impl Context {
     }
 
     pub fn kv_clear(&mut self) {
+        if let Some(split) = &mut self.split {
+            split.pre.kv_clear();
+            split.stale = false;
+        }
         // SAFETY: live memory handle.
         unsafe { sys::llama_memory_clear(self.memory(), true) }
     }
@@ -296,6 +339,11 @@ impl Context {
     /// and settings.
     pub fn seq_state(&mut self, seq: i32) -> Result<Vec<u8>> {
         self.check_seq(seq)?;
+        // Sequence 0's cells are the prefill context's; this one holds a
+        // rounded copy, which could not be put back there exactly.
+        if let (0, Some(split)) = (seq, &mut self.split) {
+            return split.pre.seq_state(0);
+        }
         // SAFETY: live context, seq in range.
         let size = unsafe { sys::llama_state_seq_get_size(self.ptr.as_ptr(), seq) };
         let mut bytes = vec![0u8; size];
@@ -312,6 +360,15 @@ impl Context {
     /// as a prefill of the same tokens would.
     pub fn set_seq_state(&mut self, seq: i32, bytes: &[u8]) -> Result<()> {
         self.check_seq(seq)?;
+        if let (0, Some(split)) = (seq, &mut self.split) {
+            split.pre.set_seq_state(0, bytes)?;
+            split.stale = true;
+            return Ok(());
+        }
+        self.load_seq_state(seq, bytes)
+    }
+
+    fn load_seq_state(&mut self, seq: i32, bytes: &[u8]) -> Result<()> {
         // SAFETY: live context, seq in range; llama.cpp reads at most
         // `bytes.len()` bytes and checks the layout before using them.
         let read = unsafe { sys::llama_state_seq_set_data(self.ptr.as_ptr(), bytes.as_ptr(), bytes.len(), seq) };
@@ -321,9 +378,31 @@ impl Context {
         Ok(())
     }
 
+    /// Replace the cells of `seq` with those of `seq` in `src`, a context of
+    /// the same model whose keys are stored alike but whose values may differ
+    /// in type (f32, f16, bf16) or layout (flash attention or not): a prompt
+    /// prefilled where prefill is fast, decoded where decoding is exact.
+    /// Values are converted by rounding to this context's type.
+    pub fn copy_seq_from(&mut self, src: &mut Context, seq: i32) -> Result<()> {
+        if !Arc::ptr_eq(&self.model, &src.model) {
+            return Err(EngineError::Param { name: "src", why: "a context of another model".into() });
+        }
+        // Multi-axis positions add per-cell data of a size llama.cpp does
+        // not export; such models keep one context.
+        if self.model.multi_axis_positions() {
+            return Err(EngineError::Param { name: "src", why: "multi-axis positions are not carried over".into() });
+        }
+        let blob = src.seq_state(seq)?;
+        let converted = kv_state::convert(&blob, self.values, 0).map_err(EngineError::KvState)?;
+        self.load_seq_state(seq, &converted)
+    }
+
     /// Highest position stored for `seq`, or None when it is empty.
     pub fn kv_pos_max(&self, seq: i32) -> Option<i32> {
         self.check_seq(seq).ok()?;
+        if let Some(pre) = self.stale_pre(seq) {
+            return pre.kv_pos_max(0);
+        }
         // SAFETY: live memory handle, seq in range.
         let p = unsafe { sys::llama_memory_seq_pos_max(self.memory(), seq) };
         (p >= 0).then_some(p)
@@ -332,6 +411,9 @@ impl Context {
     /// Lowest position stored for `seq`, or None when it is empty.
     pub fn kv_pos_min(&self, seq: i32) -> Option<i32> {
         self.check_seq(seq).ok()?;
+        if let Some(pre) = self.stale_pre(seq) {
+            return pre.kv_pos_min(0);
+        }
         // SAFETY: live memory handle, seq in range.
         let p = unsafe { sys::llama_memory_seq_pos_min(self.memory(), seq) };
         (p >= 0).then_some(p)

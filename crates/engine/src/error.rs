@@ -45,6 +45,8 @@ pub enum EngineError {
     NoTemplate,
     #[error("a string passed to llama.cpp contains a NUL byte")]
     Nul,
+    #[error("a sequence's KV state could not be converted: {0}")]
+    KvState(#[from] crate::kv_state::KvStateError),
     #[error("llama.cpp could not {0} a sequence's KV state")]
     SeqState(&'static str),
 }

@@ -11,7 +11,9 @@ mod chat;
 mod context;
 mod detok;
 mod error;
+mod kv_state;
 mod model;
+mod split;
 
 pub use augur_sampling as sampling;
 pub use augur_template::ChatMessage;
@@ -21,6 +23,7 @@ pub use chat::ChatRenderer;
 pub use context::{AbortHandle, Context, ContextParams, DecodeTiming, ValueCache, DEFAULT_BATCH};
 pub use detok::Detokenizer;
 pub use error::{EngineError, Result};
+pub use kv_state::KvStateError;
 pub use model::{check_file, Model, ModelInfo, ModelParams};
 
 /// The version of the llama.cpp sources this build embeds.

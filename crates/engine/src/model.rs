@@ -362,6 +362,14 @@ impl Model {
         Ok(())
     }
 
+    /// Positions with more than one axis (M-RoPE), which give each KV cell
+    /// extra data.
+    pub(crate) fn multi_axis_positions(&self) -> bool {
+        // SAFETY: live model pointer.
+        let rope = unsafe { sys::llama_model_rope_type(self.as_ptr()) };
+        rope & sys::LLAMA_ROPE_TYPE_MROPE != 0
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_model {
         self.ptr.as_ptr()
     }

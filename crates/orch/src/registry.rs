@@ -459,8 +459,9 @@ fn memory_of(m: &ModelDef, path: &std::path::Path) -> u64 {
     }
 }
 
-/// The configured size, else the weights plus an f16 KV cache for the
-/// model's context and for the saved prompt prefixes (when full), plus an
+/// The configured size, else the weights plus 16-bit KV caches for the
+/// model's context twice (the decode context and the one prompts are
+/// prefilled in) and for the saved prompt prefixes (when full), plus an
 /// eighth of the weights for compute buffers.
 pub fn memory_estimate(m: &ModelDef, h: &augur_gguf::GgufFile) -> u64 {
     if let Some(bytes) = m.memory {
@@ -481,7 +482,7 @@ pub fn memory_estimate(m: &ModelDef, h: &augur_gguf::GgufFile) -> u64 {
         augur_runtime::PrefixReuse::Off => 0,
         _ => m.prefix_store.unwrap_or(augur_runtime::prefix_store::DEFAULT_CONTEXTS * m.ctx as usize) as u64,
     };
-    let kv = 2 * get("block_count") * (u64::from(m.ctx) + saved) * kv_heads * head_dim * 2;
+    let kv = 2 * get("block_count") * (2 * u64::from(m.ctx) + saved) * kv_heads * head_dim * 2;
     h.file_size + kv + h.file_size / 8
 }
 

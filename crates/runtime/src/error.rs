@@ -133,7 +133,7 @@ fn engine_kind(e: &EngineError) -> ErrorKind {
         E::Gguf { .. } | E::Invalid { .. } | E::Override(_) | E::Load { .. } | E::Context { .. } => {
             ErrorKind::Unavailable
         }
-        E::BatchFull { .. } | E::Decode(_) | E::Tokenize(_) | E::SeqState(_) => ErrorKind::Internal,
+        E::BatchFull { .. } | E::Decode(_) | E::Tokenize(_) | E::SeqState(_) | E::KvState(_) => ErrorKind::Internal,
     }
 }
 
@@ -148,7 +148,7 @@ fn engine_code(e: &EngineError) -> &'static str {
         E::KvFull { .. } => "context_length_exceeded",
         E::Aborted => "cancelled",
         E::Gguf { .. } | E::Invalid { .. } | E::Override(_) | E::Load { .. } | E::Context { .. } => "model_unavailable",
-        E::BatchFull { .. } | E::Decode(_) | E::Tokenize(_) | E::SeqState(_) => "engine_error",
+        E::BatchFull { .. } | E::Decode(_) | E::Tokenize(_) | E::SeqState(_) | E::KvState(_) => "engine_error",
     }
 }
 

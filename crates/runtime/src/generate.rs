@@ -33,7 +33,7 @@ pub fn prefill(ctx: &mut Context, batch: &mut Batch, tokens: &[Token], start: us
         for (i, &t) in tokens[a - start..b - start].iter().enumerate() {
             last = batch.add(t, pos(a + i)?, &[0], a + i + 1 == end)?;
         }
-        ctx.decode(batch)?;
+        ctx.prefill(batch)?;
     }
     Ok(last)
 }

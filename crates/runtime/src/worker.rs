@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams, ValueCache};
+use augur_engine::{Batch, Context, ContextParams, Model, ModelInfo, ModelParams};
 use augur_sampling::Token;
 use tokio::sync::mpsc;
 
@@ -327,18 +327,23 @@ fn load(cfg: &WorkerConfig) -> Result<Slot, RuntimeError> {
     let model = Arc::new(Model::load(&cfg.path, &cfg.model)?);
     let draft = cfg.draft.as_ref().map(|d| load_draft(&model, d, cfg.spec.draft_min_confidence)).transpose()?;
     let mut params = cfg.context.clone();
+    // Prompts are prefilled on llama.cpp's fast batched kernels in a second
+    // context; this one decodes with flash attention and keys and values of
+    // different types, which keeps a verify batch (or a tree branch among
+    // masked sibling cells) on the path one token alone takes.
+    params.split_prefill = true;
     if cfg.spec.tree {
         // Each branch of a verified draft tree is a KV sequence of its own,
         // and one more keeps rejected rows.
         params.n_seq_max = params.n_seq_max.max(1 + augur_spec::TREE_GRAVEYARD_SEQ as u32);
-        // A second branch's rows see masked sibling cells among their
-        // context: flash attention skips those exactly, and keys and
-        // values of different types keep it off the split-KV path that
-        // would make one token alone attend differently from a batch.
-        params.flash_attn = true;
-        params.value_cache = ValueCache::Q8_0;
     }
     let mut ctx = Context::new(model, &params)?;
+    if !ctx.splits_prefill() {
+        tracing::info!(
+            "{}: this model's cache cannot be carried between contexts; it prefills where it decodes",
+            cfg.name
+        );
+    }
     let mut batch = Batch::new(params.n_batch as usize, params.n_seq_max as usize)?;
     let global = cfg.suffix_store.as_deref().map(load_global);
     warm_up(&mut ctx, &mut batch)?;
@@ -408,7 +413,11 @@ fn model_id(path: &std::path::Path, model: &Model, repack: bool, params: &Contex
     let name = path.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     let layout = if repack { "repacked" } else { "plain" };
     // Flash attention changes verify costs (and the cached invariant batch).
-    let attention = if params.flash_attn { "-fa" } else { "" };
+    let attention = match (params.split_prefill, params.flash_attn) {
+        (true, _) => "-split",
+        (false, true) => "-fa",
+        (false, false) => "",
+    };
     format!("{name}-{}-{}-{layout}{attention}", model.info().file_size, model.info().quant)
 }
 

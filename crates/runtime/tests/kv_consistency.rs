@@ -2,7 +2,9 @@
 //! exactly the accepted tokens: continuing from it gives the same logits as
 //! a fresh plain run over the same tokens, and no cell is orphaned; the
 //! same after tree verification, whose rejected branches sit among the
-//! accepted cells until the request ends.
+//! accepted cells until the request ends. Also: the split prefill's
+//! decode context, fed a prompt prefilled elsewhere, decodes like a single
+//! context.
 
 use std::sync::Arc;
 
@@ -35,12 +37,9 @@ fn model() -> Arc<Model> {
 fn check_cache(mode: SpecMode, tree: bool, user: &str, max_tokens: u32) -> (augur_runtime::Completion, f32) {
     let model = model();
     let seqs = 1 + augur_spec::TREE_GRAVEYARD_SEQ as u32;
-    let mut params = ContextParams { n_ctx: 1024, n_seq_max: seqs, ..ContextParams::default() };
-    if tree {
-        // What a worker verifying trees runs (see `worker::load`).
-        params.flash_attn = true;
-        params.value_cache = augur_engine::ValueCache::Q8_0;
-    }
+    // What a worker runs (see `worker::load`): prompts prefilled in a
+    // second context, decoding and verification in this one.
+    let params = ContextParams { n_ctx: 1024, n_seq_max: seqs, split_prefill: true, ..ContextParams::default() };
     let mut ctx = Context::new(model.clone(), &params).unwrap();
     let mut batch = Batch::new(params.n_batch as usize, seqs as usize).unwrap();
     let settings = SpecSettings { mode, spec_max: 6, policy: DraftPolicy::Always, tree, ..SpecSettings::default() };
@@ -106,4 +105,47 @@ fn cache_after_tree_verification_equals_a_fresh_plain_run() {
     assert!(t.steps >= 5, "want tree verification steps, got {}", t.steps);
     assert!(t.drafted - t.accepted >= 20, "want rejected branches, got {} of {}", t.drafted - t.accepted, t.drafted);
     assert_eq!(diff, 0.0, "logits differ after tree verification");
+}
+
+/// The split prefill carries the prompt's cells into the decode context by
+/// converting llama.cpp's state (values re-laid out, f16 to bf16). A wrong
+/// conversion leaves the decode context attending to garbage: its greedy
+/// choices, fed the same tokens, would stop matching a context that
+/// prefilled and decodes on its own. Rounding values to bf16 may flip a
+/// near tie, never most of them.
+#[test]
+fn split_prefill_decodes_what_a_single_context_decodes() {
+    let model = model();
+    let text = model
+        .render_chat(&[ChatMessage::new("user", "Explain what a hash map is, then write one in Rust.")], true)
+        .unwrap();
+    let prompt = model.tokenize(&text, true, true).unwrap();
+    let single = ContextParams { n_ctx: 1024, ..ContextParams::default() };
+    let mut split = Context::new(model.clone(), &ContextParams { split_prefill: true, ..single.clone() }).unwrap();
+    let mut alone = Context::new(model.clone(), &single).unwrap();
+    assert!(split.splits_prefill());
+    let mut batch = Batch::new(single.n_batch as usize, 1).unwrap();
+    let greedy = |ctx: &Context, i: usize| augur_engine::sampling::argmax(ctx.logits(i).unwrap()).unwrap();
+    let last = prefill(&mut split, &mut batch, &prompt, 0).unwrap();
+    // Until the decode context runs, its sequence 0 is the prefill context's.
+    assert_eq!(split.kv_pos_max(0), Some(prompt.len() as i32 - 1));
+    let mut tokens = vec![greedy(&split, last)];
+    let last = prefill(&mut alone, &mut batch, &prompt, 0).unwrap();
+    assert_eq!(greedy(&alone, last), tokens[0], "both prefill on the same kernels");
+    let mut agree = 0;
+    for i in 0..48 {
+        let at = (prompt.len() + i) as i32;
+        let mut next = [0; 2];
+        for (ctx, out) in [&mut split, &mut alone].into_iter().zip(&mut next) {
+            batch.clear();
+            batch.add(tokens[i], at, &[0], true).unwrap();
+            ctx.decode(&batch).unwrap();
+            *out = greedy(ctx, 0);
+        }
+        agree += usize::from(next[0] == next[1]);
+        tokens.push(next[0]);
+    }
+    eprintln!("greedy agreement, split against single context: {agree}/48");
+    assert!(agree >= 44, "the decode context agrees with a single context at only {agree} of 48 positions");
+    assert_eq!(split.kv_pos_max(0), Some(prompt.len() as i32 + 47));
 }
