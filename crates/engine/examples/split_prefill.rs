@@ -39,7 +39,7 @@ fn main() -> Res<()> {
     let mut pre = Context::new(model.clone(), &ContextParams { flash_attn: p_fa, ..base.clone() })?;
     let mut dec =
         Context::new(model.clone(), &ContextParams { flash_attn: true, value_cache: ValueCache::Bf16, ..base })?;
-    let mut batch = Batch::new(base_batch(&pre), 1)?;
+    let mut batch = Batch::new(pre.n_batch() as usize, 1)?;
 
     let t = Instant::now();
     let first = prefill(&mut pre, &mut batch, &toks)?;
@@ -86,10 +86,6 @@ fn main() -> Res<()> {
     }
     println!("greedy tokens the prefill context agrees with: {same}/{n_gen}");
     Ok(())
-}
-
-fn base_batch(ctx: &Context) -> usize {
-    ctx.n_batch() as usize
 }
 
 fn dec_params(threads: i32) -> ContextParams {
